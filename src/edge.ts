@@ -1,0 +1,35 @@
+// edgefuse command-line entry point (bundled to dist/edge.js).
+import { UsageError } from './cli/usage-error.js';
+import { verifyCommand } from './cli/verify-command.js';
+
+const HELP = `edgefuse: exact tile-parallel training of a CNN's front across small devices
+
+Usage: edge <command> [options]
+
+Commands:
+  verify    check that tiled training equals unpartitioned tf.grad (see: edge verify --help)
+
+Not built yet: the multi-device training runtime (edge --peers ...), plan, profile, detect.
+`;
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  if (command === undefined || command === '--help' || command === '-h' || command === 'help') {
+    console.log(HELP);
+    return command === undefined ? 2 : 0;
+  }
+  if (command === 'verify') return verifyCommand(rest);
+  throw new UsageError(`unknown command "${command}"\n\n${HELP}`);
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (error: unknown) => {
+    if (error instanceof UsageError) {
+      console.error(`edge: ${error.message}`);
+      process.exit(2);
+    }
+    console.error(error);
+    process.exit(1);
+  },
+);

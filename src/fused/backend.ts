@@ -1,0 +1,50 @@
+// Chooses the tfjs backend: tensorflow (tfjs-node, native) > wasm (XNNPACK, ships in the npm package)
+// > cpu (pure JS reference). The choice is printed and reported.
+import * as tf from '@tensorflow/tfjs';
+import '@tensorflow/tfjs-backend-wasm';
+import { registerWasmTrainingKernels } from './wasm-kernels/register.js';
+
+export const BACKENDS = ['tensorflow', 'wasm', 'cpu'] as const;
+export type BackendName = (typeof BACKENDS)[number];
+
+export interface BackendChoice {
+  readonly name: BackendName;
+  /** Why a preferred backend was skipped, when one was. */
+  readonly notes: readonly string[];
+}
+
+export function parseBackend(text: string): BackendName {
+  if (!(BACKENDS as readonly string[]).includes(text)) throw new Error(`backend must be one of ${BACKENDS.join('|')}, got "${text}"`);
+  return text as BackendName;
+}
+
+async function loadTensorflow(): Promise<void> {
+  // Optional dependency: its install downloads libtensorflow, which fails on offline machines.
+  const moduleName = '@tensorflow/tfjs-node';
+  await import(moduleName);
+}
+
+async function activate(name: BackendName): Promise<void> {
+  if (name === 'tensorflow') await loadTensorflow();
+  if (name === 'wasm') registerWasmTrainingKernels();
+  if (!(await tf.setBackend(name))) throw new Error(`tfjs could not start the ${name} backend`);
+  await tf.ready();
+}
+
+export async function initBackend(requested?: BackendName): Promise<BackendChoice> {
+  tf.enableProdMode();
+  if (requested) {
+    await activate(requested);
+    return { name: requested, notes: [] };
+  }
+  const notes: string[] = [];
+  for (const name of BACKENDS) {
+    try {
+      await activate(name);
+      return { name, notes };
+    } catch (error) {
+      notes.push(`${name} unavailable: ${(error as Error).message.split('\n')[0]}`);
+    }
+  }
+  throw new Error(`no tfjs backend could start: ${notes.join('; ')}`);
+}

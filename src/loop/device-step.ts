@@ -1,0 +1,197 @@
+// One training step's front on one device: forward group by group with halo exchange at group starts,
+// backward group by group with gradient halos added into their owners, then the weight-gradient
+// all-reduce. All tiles of the device run concurrently; every cross-tile byte goes through `exchange`.
+import * as tf from '@tensorflow/tfjs';
+import { type FusedStash, type WeightGradient, backwardFused, disposeStash, forwardFused } from '../fused/fused-group.js';
+import type { LayerTensors } from '../fused/layer-ops.js';
+import type { Exchange, StripPhase } from '../peers/exchange.js';
+import type { FusedRegions } from '../tiles/fused-regions.js';
+import { type RegionLayout, copySubRegion, extractSubRegion, layoutLength } from '../tiles/layout.js';
+import { type TilePlan, planCore, recomputeMaps, tilesOfDevice } from '../tiles/plan.js';
+import { type Region, intersectRegions, isEmptyRegion, regionHeight, regionWidth } from '../tiles/region.js';
+
+export interface StepInputs {
+  /** The network input of the batch over `region` of map 0 ([batch, rows, cols, channels]). */
+  input(tile: number, region: Region): Float32Array;
+  /** Given a tile's core of the front's output, the loss gradient over that core. */
+  outputGradient(tile: number, core: Region, output: Float32Array): Promise<Float32Array>;
+}
+
+export interface WeightGradientArrays {
+  readonly dFilter: Float32Array;
+  readonly dBiases: Float32Array;
+  readonly dScales?: Float32Array;
+}
+
+export interface DeviceStepResult {
+  /** Summed over all devices (identical everywhere), indexed by layer; null for maxpool layers. */
+  readonly weightGradients: (WeightGradientArrays | null)[];
+  /** The loss gradient w.r.t. the network input over each local tile's core of map 0 (when asked). */
+  readonly inputGradient: Map<number, Float32Array>;
+}
+
+export interface StepOptions {
+  readonly step: number;
+  readonly wantInputGradient: boolean;
+}
+
+export async function runDeviceStep(
+  plan: TilePlan,
+  params: readonly LayerTensors[],
+  exchange: Exchange,
+  inputs: StepInputs,
+  options: StepOptions,
+): Promise<DeviceStepResult> {
+  const { net, batch } = plan;
+  const tiles = tilesOfDevice(plan, exchange.rank);
+  const layout = (map: number, region: Region): RegionLayout => ({ region, batch, channels: plan.maps[map]!.channels });
+  const toTensor = (map: number, region: Region, data: Float32Array): tf.Tensor4D =>
+    tf.tensor4d(data, [batch, regionHeight(region), regionWidth(region), plan.maps[map]!.channels]);
+
+  /** Send my core's parts that other tiles want, and assemble the region I want from all owners. */
+  async function exchangeHalo(
+    phase: StripPhase, map: number, tile: number, core: Float32Array, wanted: (t: number) => Region,
+  ): Promise<Float32Array> {
+    const myCore = planCore(plan, map, tile);
+    for (let to = 0; to < plan.tiles; to++) {
+      if (to === tile) continue;
+      const part = intersectRegions(myCore, wanted(to));
+      if (!isEmptyRegion(part)) exchange.sendStrip({ step: options.step, phase, map, from: tile, to }, extractSubRegion(core, layout(map, myCore), part));
+    }
+    const target = wanted(tile);
+    const assembled = new Float32Array(layoutLength(layout(map, target)));
+    for (let from = 0; from < plan.tiles; from++) {
+      const part = intersectRegions(planCore(plan, map, from), target);
+      if (isEmptyRegion(part)) continue;
+      if (from === tile) copySubRegion(core, layout(map, myCore), assembled, layout(map, target), part);
+      else {
+        const strip = await exchange.receiveStrip({ step: options.step, phase, map, from, to: tile });
+        copySubRegion(strip, layout(map, part), assembled, layout(map, target), part);
+      }
+    }
+    return assembled;
+  }
+
+  /** The adjoint of exchangeHalo: send partial gradients to their owners and add what arrives. */
+  async function exchangeGradient(map: number, tile: number, partial: Float32Array, partialRegion: (t: number) => Region): Promise<Float32Array> {
+    const mine = partialRegion(tile);
+    for (let to = 0; to < plan.tiles; to++) {
+      if (to === tile) continue;
+      const part = intersectRegions(mine, planCore(plan, map, to));
+      if (!isEmptyRegion(part)) exchange.sendStrip({ step: options.step, phase: 'grad', map, from: tile, to }, extractSubRegion(partial, layout(map, mine), part));
+    }
+    const myCore = planCore(plan, map, tile);
+    const sum = new Float32Array(layoutLength(layout(map, myCore)));
+    // Fixed source order keeps the sum's rounding independent of arrival order.
+    for (let from = 0; from < plan.tiles; from++) {
+      const part = intersectRegions(partialRegion(from), myCore);
+      if (isEmptyRegion(part)) continue;
+      if (from === tile) copySubRegion(partial, layout(map, mine), sum, layout(map, myCore), part, 'add');
+      else {
+        const strip = await exchange.receiveStrip({ step: options.step, phase: 'grad', map, from, to: tile });
+        copySubRegion(strip, layout(map, part), sum, layout(map, myCore), part, 'add');
+      }
+    }
+    return sum;
+  }
+
+  const keepCoresAt = recomputeMaps(plan);
+  const keptCores = new Map<string, Float32Array>(); // `${map}/${tile}`
+  const keepForward = new Set(plan.backward.flatMap((w) => (w.reuseForward === null ? [] : [w.reuseForward])));
+  const stashes = new Map<string, FusedStash>(); // `${group}/${tile}`
+  const cores = new Map<number, Float32Array>(); // current forward core per tile
+
+  // Forward.
+  for (let g = 0; g < plan.forwardGroups.length; g++) {
+    const group = plan.forwardGroups[g]!;
+    await Promise.all(
+      tiles.map(async (tile) => {
+        const regions = plan.forward[g]![tile]!;
+        const wanted = (t: number) => plan.forward[g]![t]!.held[0]!;
+        const inputData = g === 0 ? inputs.input(tile, wanted(tile)) : await exchangeHalo('halo', group.first, tile, cores.get(tile)!, wanted);
+        if (keepCoresAt.has(group.first)) keptCores.set(`${group.first}/${tile}`, g === 0 ? inputs.input(tile, planCore(plan, 0, tile)) : cores.get(tile)!);
+        const x = toTensor(group.first, wanted(tile), inputData);
+        const { output, stash } = forwardFused(net.layers, params, regions, x, keepForward.has(g));
+        if (stash) stashes.set(`${g}/${tile}`, stash);
+        else x.dispose();
+        cores.set(tile, (await output.data()) as Float32Array);
+        if (!stash) output.dispose();
+      }),
+    );
+  }
+
+  // Loss gradient at the front's output.
+  const lastMap = net.layers.length;
+  const gradients = new Map<number, Float32Array>();
+  await Promise.all(tiles.map(async (tile) => gradients.set(tile, await inputs.outputGradient(tile, planCore(plan, lastMap, tile), cores.get(tile)!))));
+
+  // Backward.
+  const perTile = new Map<number, Map<number, WeightGradient>[]>(tiles.map((t) => [t, []]));
+  for (let h = plan.backward.length - 1; h >= 0; h--) {
+    const window = plan.backward[h]!;
+    const { group } = window;
+    const wantInput = group.first > 0 || options.wantInputGradient;
+    await Promise.all(
+      tiles.map(async (tile) => {
+        const regions: FusedRegions = window.regions[tile]!;
+        let stash: FusedStash;
+        if (window.reuseForward !== null) stash = stashes.get(`${window.reuseForward}/${tile}`)!;
+        else {
+          const from = window.recomputeFrom;
+          const wanted = (t: number) => window.regions[t]!.held[0]!;
+          const inputData = from === 0 ? inputs.input(tile, wanted(tile)) : await exchangeHalo('recompute', from, tile, keptCores.get(`${from}/${tile}`)!, wanted);
+          const x = toTensor(from, wanted(tile), inputData);
+          stash = forwardFused(net.layers, params, regions, x, true).stash!;
+        }
+        const endMap = group.last + 1;
+        const dy = toTensor(endMap, planCore(plan, endMap, tile), gradients.get(tile)!);
+        const { dInput, weights } = backwardFused(net.layers, params, stash, group.first, dy, wantInput);
+        dy.dispose();
+        disposeStash(stash);
+        perTile.get(tile)!.push(weights);
+        if (!dInput) return;
+        const partial = (await dInput.data()) as Float32Array;
+        dInput.dispose();
+        const heldAtStart = (t: number) => window.regions[t]!.held[group.first - window.regions[t]!.firstLayer]!;
+        gradients.set(tile, await exchangeGradient(group.first, tile, partial, heldAtStart));
+      }),
+    );
+  }
+
+  // Sum this device's tiles in tile order, then across devices.
+  const weightGradients: (WeightGradientArrays | null)[] = [];
+  for (let l = 0; l < net.layers.length; l++) {
+    const layer = net.layers[l]!;
+    if (layer.kind !== 'conv') {
+      weightGradients.push(null);
+      continue;
+    }
+    const parts = tiles.flatMap((t) => perTile.get(t)!.flatMap((m) => (m.has(l) ? [m.get(l)!] : [])));
+    const sum = async (pick: (w: WeightGradient) => tf.Tensor | undefined): Promise<Float32Array | null> => {
+      const tensors = parts.map(pick).filter((t): t is tf.Tensor => t !== undefined);
+      if (tensors.length === 0) return null;
+      const total = tf.tidy(() => tensors.reduce((a, b) => tf.add(a, b)));
+      const data = (await total.data()) as Float32Array;
+      if (tensors.length > 1) total.dispose();
+      return data;
+    };
+    const dFilter = await sum((w) => w.dFilter);
+    const dBiases = await sum((w) => w.dBiases);
+    const dScales = await sum((w) => w.dScales);
+    for (const p of parts) tf.dispose([p.dFilter, p.dBiases, ...(p.dScales ? [p.dScales] : [])]);
+    // One flat buffer per layer keeps the number of reductions small.
+    const lengths = [dFilter!.length, dBiases!.length, dScales?.length ?? 0];
+    const flat = new Float32Array(lengths[0]! + lengths[1]! + lengths[2]!);
+    flat.set(dFilter!, 0);
+    flat.set(dBiases!, lengths[0]);
+    if (dScales) flat.set(dScales, lengths[0]! + lengths[1]!);
+    await exchange.allReduceSum(`${options.step}/dW/${l}`, flat);
+    const filterPart = flat.subarray(0, lengths[0]);
+    const biasPart = flat.subarray(lengths[0], lengths[0]! + lengths[1]!);
+    weightGradients.push(dScales ? { dFilter: filterPart, dBiases: biasPart, dScales: flat.subarray(lengths[0]! + lengths[1]!) } : { dFilter: filterPart, dBiases: biasPart });
+  }
+
+  const inputGradient = new Map<number, Float32Array>();
+  if (options.wantInputGradient) for (const t of tiles) inputGradient.set(t, gradients.get(t)!);
+  return { weightGradients, inputGradient };
+}

@@ -1,0 +1,39 @@
+// Built-in networks, written as Darknet cfg text so they go through the same parser as user files.
+import { parseCfg, type ParsedCfg } from './cfg.js';
+import type { Network } from './layers.js';
+
+function conv(filters: number, size: number, bn = 1): string {
+  return `[convolutional]\nbatch_normalize=${bn}\nfilters=${filters}\nsize=${size}\nstride=1\npad=1\nactivation=leaky\n`;
+}
+const MAX = '[maxpool]\nsize=2\nstride=2\n';
+
+/** The first 16 layers of Darknet's yolov2.cfg (608x608x3 to 38x38x256). */
+const YOLOV2_FRONT = [
+  '[net]\nbatch=1\nwidth=608\nheight=608\nchannels=3\nlearning_rate=0.001\nmomentum=0.9\ndecay=0.0005\n',
+  conv(32, 3), MAX, conv(64, 3), MAX, conv(128, 3), conv(64, 1), conv(128, 3), MAX,
+  conv(256, 3), conv(128, 1), conv(256, 3), MAX, conv(512, 3), conv(256, 1), conv(512, 3), conv(256, 1),
+].join('\n');
+
+/** A few-layer net for fast tests: every layer kind the front supports. */
+const TINY = [
+  '[net]\nbatch=2\nwidth=24\nheight=24\nchannels=3\nlearning_rate=0.01\nmomentum=0.9\ndecay=0.0005\n',
+  conv(8, 3), MAX, conv(16, 3, 0), '[maxpool]\nsize=3\nstride=1\n', conv(8, 1),
+].join('\n');
+
+export const PRESETS: Readonly<Record<string, string>> = { 'yolov2-front': YOLOV2_FRONT, tiny: TINY };
+
+export function presetCfg(name: string): ParsedCfg {
+  const text = PRESETS[name];
+  if (text === undefined) {
+    throw new Error(`unknown preset "${name}"; presets: ${Object.keys(PRESETS).join(', ')}`);
+  }
+  return parseCfg(text, `preset:${name}`, name);
+}
+
+/** The same network at another input size (the front is fully convolutional). */
+export function withInputSize(net: Network, height: number, width: number): Network {
+  if (!Number.isInteger(height) || !Number.isInteger(width) || height < 1 || width < 1) {
+    throw new Error(`input size must be positive integers, got ${height}x${width}`);
+  }
+  return { ...net, input: { ...net.input, height, width } };
+}

@@ -1,0 +1,69 @@
+// An Exchange between devices that live in one process (verify, tests). Payloads are handed over, not
+// copied; all-reduce sums contributions in rank order so every device gets the same bits.
+import { type Exchange, type StripAddress, stripKey } from './exchange.js';
+
+interface Mailbox {
+  payload?: Float32Array;
+  waiter?: (payload: Float32Array) => void;
+}
+
+interface Reduction {
+  contributions: (Float32Array | undefined)[];
+  waiters: (() => void)[];
+}
+
+export function createInMemoryCluster(size: number, tileDevice: readonly number[]): Exchange[] {
+  const mailboxes = new Map<string, Mailbox>();
+  const reductions = new Map<string, Reduction>();
+
+  const box = (key: string): Mailbox => {
+    let entry = mailboxes.get(key);
+    if (!entry) mailboxes.set(key, (entry = {}));
+    return entry;
+  };
+
+  const endpoint = (rank: number): Exchange => ({
+    rank,
+    size,
+    sendStrip(address: StripAddress, payload: Float32Array): void {
+      if (tileDevice[address.from] !== rank) throw new Error(`device ${rank} sent a strip from tile ${address.from}, which it does not own`);
+      const key = stripKey(address);
+      const entry = box(key);
+      if (entry.payload) throw new Error(`strip ${key} sent twice`);
+      if (entry.waiter) {
+        mailboxes.delete(key);
+        entry.waiter(payload);
+      } else entry.payload = payload;
+    },
+    receiveStrip(address: StripAddress): Promise<Float32Array> {
+      if (tileDevice[address.to] !== rank) throw new Error(`device ${rank} waits for a strip to tile ${address.to}, which it does not own`);
+      const key = stripKey(address);
+      const entry = box(key);
+      if (entry.payload) {
+        mailboxes.delete(key);
+        return Promise.resolve(entry.payload);
+      }
+      if (entry.waiter) throw new Error(`strip ${key} awaited twice`);
+      return new Promise((resolve) => (entry.waiter = resolve));
+    },
+    allReduceSum(key: string, values: Float32Array): Promise<void> {
+      let r = reductions.get(key);
+      if (!r) reductions.set(key, (r = { contributions: new Array(size).fill(undefined), waiters: [] }));
+      if (r.contributions[rank]) throw new Error(`device ${rank} contributed to reduction ${key} twice`);
+      r.contributions[rank] = values;
+      const done = new Promise<void>((resolve) => r.waiters.push(resolve));
+      if (r.contributions.every((c) => c !== undefined)) {
+        reductions.delete(key);
+        const parts = r.contributions as Float32Array[];
+        const length = parts[0]!.length;
+        if (parts.some((p) => p.length !== length)) throw new Error(`reduction ${key}: devices contributed different lengths`);
+        const sum = new Float32Array(length);
+        for (const part of parts) for (let i = 0; i < length; i++) sum[i] = sum[i]! + part[i]!;
+        for (const part of parts) part.set(sum);
+        for (const wake of r.waiters) wake();
+      }
+      return done;
+    },
+  });
+  return Array.from({ length: size }, (_, rank) => endpoint(rank));
+}

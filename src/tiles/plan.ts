@@ -1,0 +1,81 @@
+// The tile plan: everything each tile computes and exchanges in a step, derived from the network,
+// grid and groupings. Pure and deterministic: every device derives the same plan from the same inputs.
+import { type MapShape, type Network, mapShapes } from '../model/layers.js';
+import { type FusedRegions, fusedRegions } from './fused-regions.js';
+import { type Grid, checkGridFits, coreRegion, tileCount } from './grid.js';
+import type { LayerGroup } from './groups.js';
+import type { Region } from './region.js';
+
+/** How backward group h gets the forward values it needs. */
+export interface BackwardWindow {
+  readonly group: LayerGroup;
+  /** Index of the forward group with the same layers: its stash is reused as is. */
+  readonly reuseForward: number | null;
+  /** Otherwise, forward is recomputed from this layer (a forward group start) over `regions`. */
+  readonly recomputeFrom: number;
+  /** Per tile, regions from recomputeFrom to group.last ending at the tile's core. */
+  readonly regions: readonly FusedRegions[];
+}
+
+export interface TilePlan {
+  readonly net: Network;
+  readonly maps: readonly MapShape[];
+  readonly grid: Grid;
+  readonly tiles: number;
+  readonly devices: number;
+  readonly batch: number;
+  /** Device rank of each tile (contiguous blocks of tiles). */
+  readonly tileDevice: readonly number[];
+  readonly forwardGroups: readonly LayerGroup[];
+  readonly backwardGroups: readonly LayerGroup[];
+  /** forward[g][tile]: regions of forward group g. */
+  readonly forward: readonly (readonly FusedRegions[])[];
+  readonly backward: readonly BackwardWindow[];
+}
+
+export interface PlanRequest {
+  readonly net: Network;
+  readonly grid: Grid;
+  readonly devices: number;
+  readonly batch: number;
+  readonly forwardGroups: readonly LayerGroup[];
+  readonly backwardGroups: readonly LayerGroup[];
+}
+
+export function buildTilePlan(request: PlanRequest): TilePlan {
+  const { net, grid, devices, batch, forwardGroups, backwardGroups } = request;
+  const maps = mapShapes(net);
+  checkGridFits(grid, maps);
+  const tiles = tileCount(grid);
+  if (!Number.isInteger(devices) || devices < 1 || devices > tiles) {
+    throw new Error(`devices must be between 1 and the ${tiles} tiles of grid ${grid.rows}x${grid.cols}, got ${devices}`);
+  }
+  if (!Number.isInteger(batch) || batch < 1) throw new Error(`batch must be a positive integer, got ${batch}`);
+  const core = (map: number, tile: number): Region => coreRegion(grid, maps[map]!, tile);
+  const tileIds = Array.from({ length: tiles }, (_, t) => t);
+  const regionsFor = (first: number, last: number) =>
+    tileIds.map((t) => fusedRegions(net.layers, maps, first, last, core(last + 1, t)));
+
+  const forward = forwardGroups.map((g) => regionsFor(g.first, g.last));
+  const backward = backwardGroups.map((group): BackwardWindow => {
+    const same = forwardGroups.findIndex((g) => g.first === group.first && g.last === group.last);
+    if (same >= 0) return { group, reuseForward: same, recomputeFrom: group.first, regions: forward[same]! };
+    const recomputeFrom = [...forwardGroups].reverse().find((g) => g.first <= group.first)!.first;
+    return { group, reuseForward: null, recomputeFrom, regions: regionsFor(recomputeFrom, group.last) };
+  });
+  return {
+    net, maps, grid, tiles, devices, batch,
+    tileDevice: tileIds.map((t) => Math.floor((t * devices) / tiles)),
+    forwardGroups, backwardGroups, forward, backward,
+  };
+}
+
+export const tilesOfDevice = (plan: TilePlan, rank: number): number[] =>
+  plan.tileDevice.flatMap((device, tile) => (device === rank ? [tile] : []));
+
+export const planCore = (plan: TilePlan, map: number, tile: number): Region => coreRegion(plan.grid, plan.maps[map]!, tile);
+
+/** Maps whose cores must be kept through the step because a backward window recomputes from them. */
+export function recomputeMaps(plan: TilePlan): Set<number> {
+  return new Set(plan.backward.filter((w) => w.reuseForward === null).map((w) => w.recomputeFrom));
+}

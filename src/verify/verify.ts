@@ -1,0 +1,140 @@
+// `edge verify`: train one step of the tile-partitioned front (all devices in this process, through
+// the real exchange code) and compare every gradient with tf.grad of the unpartitioned front.
+import { runDeviceStep } from '../loop/device-step.js';
+import { type Network, mapShapes } from '../model/layers.js';
+import { fillUniform, randomParams, seededRandom } from '../model/weights.js';
+import { disposeLayerTensors, frontTensors } from '../fused/layer-ops.js';
+import { referenceGradients } from '../fused/reference.js';
+import { createInMemoryCluster } from '../peers/in-memory.js';
+import type { Grid } from '../tiles/grid.js';
+import { type LayerGroup, formatGrouping } from '../tiles/groups.js';
+import { copySubRegion, extractSubRegion } from '../tiles/layout.js';
+import { buildTilePlan, planCore } from '../tiles/plan.js';
+import { wholeMap } from '../tiles/region.js';
+
+export interface VerifyRequest {
+  readonly net: Network;
+  readonly grid: Grid;
+  readonly forwardGroups: readonly LayerGroup[];
+  readonly backwardGroups: readonly LayerGroup[];
+  readonly batch: number;
+  /** Devices the tiles are spread over (default: one per tile). */
+  readonly devices?: number;
+  readonly seed: number;
+  readonly tolerance: number;
+}
+
+export interface Comparison {
+  readonly name: string;
+  readonly relError: number;
+}
+
+export interface VerifyReport {
+  readonly ok: boolean;
+  readonly maxRelError: number;
+  readonly tolerance: number;
+  readonly worst: string;
+  readonly model: string;
+  readonly input: string;
+  readonly grid: string;
+  readonly forwardGroups: string;
+  readonly backwardGroups: string;
+  readonly batch: number;
+  readonly devices: number;
+  /** All devices ended with bit-identical weight gradients. */
+  readonly devicesAgree: boolean;
+  readonly comparisons: readonly Comparison[];
+  readonly seconds: { readonly reference: number; readonly tiled: number };
+}
+
+/** max |a - b| relative to the largest magnitude of the reference (absolute when it is all zero). */
+export function relativeError(actual: Float32Array, reference: Float32Array): number {
+  if (actual.length !== reference.length) return Infinity;
+  let diff = 0;
+  let scale = 0;
+  for (let i = 0; i < reference.length; i++) {
+    const d = Math.abs(actual[i]! - reference[i]!);
+    if (!(d <= diff)) diff = d; // NaN propagates
+    scale = Math.max(scale, Math.abs(reference[i]!));
+  }
+  return scale === 0 ? diff : diff / scale;
+}
+
+function bitEqual(a: Float32Array, b: Float32Array): boolean {
+  if (a.length !== b.length) return false;
+  const x = new Uint32Array(a.buffer, a.byteOffset, a.length);
+  const y = new Uint32Array(b.buffer, b.byteOffset, b.length);
+  return x.every((v, i) => v === y[i]);
+}
+
+export async function verify(request: VerifyRequest): Promise<VerifyReport> {
+  const { net, grid, batch, seed } = request;
+  const maps = mapShapes(net);
+  const tiles = grid.rows * grid.cols;
+  const plan = buildTilePlan({ ...request, devices: request.devices ?? tiles });
+  const params = randomParams(net, seed);
+  const random = seededRandom(seed ^ 0x9e3779b9);
+  const inputMap = maps[0]!;
+  const outputMap = maps[maps.length - 1]!;
+  const input = fillUniform(new Float32Array(batch * inputMap.height * inputMap.width * inputMap.channels), random, -1, 1);
+  const outputWeights = fillUniform(new Float32Array(batch * outputMap.height * outputMap.width * outputMap.channels), random, -1, 1);
+  const inputLayout = { region: wholeMap(inputMap.height, inputMap.width), batch, channels: inputMap.channels };
+  const outputLayout = { region: wholeMap(outputMap.height, outputMap.width), batch, channels: outputMap.channels };
+
+  let started = performance.now();
+  const reference = await referenceGradients(net, params, input, outputWeights, batch);
+  const referenceSeconds = (performance.now() - started) / 1000;
+
+  started = performance.now();
+  const tensors = frontTensors(net, params);
+  const cluster = createInMemoryCluster(plan.devices, plan.tileDevice);
+  const results = await Promise.all(
+    cluster.map((exchange) =>
+      runDeviceStep(plan, tensors, exchange, {
+        input: (_tile, region) => extractSubRegion(input, inputLayout, region),
+        outputGradient: async (_tile, core) => extractSubRegion(outputWeights, outputLayout, core),
+      }, { step: 0, wantInputGradient: true }),
+    ),
+  );
+  disposeLayerTensors(tensors);
+  const tiledSeconds = (performance.now() - started) / 1000;
+
+  const comparisons: Comparison[] = [];
+  const inputGradient = new Float32Array(input.length);
+  results.forEach((result) => {
+    for (const [tile, core] of result.inputGradient) {
+      const region = planCore(plan, 0, tile);
+      copySubRegion(core, { ...inputLayout, region }, inputGradient, inputLayout, region);
+    }
+  });
+  comparisons.push({ name: 'input gradient', relError: relativeError(inputGradient, reference.inputGradient) });
+  let devicesAgree = true;
+  reference.weightGradients.forEach((ref, l) => {
+    if (!ref) return;
+    const mine = results[0]!.weightGradients[l]!;
+    comparisons.push({ name: `layer ${l} filter`, relError: relativeError(mine.dFilter, ref.dFilter) });
+    comparisons.push({ name: `layer ${l} biases`, relError: relativeError(mine.dBiases, ref.dBiases) });
+    if (ref.dScales) comparisons.push({ name: `layer ${l} scales`, relError: relativeError(mine.dScales ?? new Float32Array(), ref.dScales) });
+    for (const other of results.slice(1)) {
+      const theirs = other.weightGradients[l]!;
+      devicesAgree &&= bitEqual(mine.dFilter, theirs.dFilter) && bitEqual(mine.dBiases, theirs.dBiases);
+    }
+  });
+  const worst = comparisons.reduce((a, b) => (!(b.relError <= a.relError) ? b : a));
+  return {
+    ok: worst.relError <= request.tolerance && devicesAgree,
+    maxRelError: worst.relError,
+    tolerance: request.tolerance,
+    worst: worst.name,
+    model: net.name,
+    input: `${inputMap.height}x${inputMap.width}x${inputMap.channels}`,
+    grid: `${grid.rows}x${grid.cols}`,
+    forwardGroups: formatGrouping(request.forwardGroups),
+    backwardGroups: formatGrouping(request.backwardGroups),
+    batch,
+    devices: plan.devices,
+    devicesAgree,
+    comparisons,
+    seconds: { reference: referenceSeconds, tiled: tiledSeconds },
+  };
+}

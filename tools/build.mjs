@@ -1,0 +1,15 @@
+// Bundles the CLI and the benchmarks; tfjs packages stay external (the wasm backend finds its .wasm
+// files next to its own module, and tfjs-node is an optional native module).
+import { build } from 'esbuild';
+
+await build({
+  entryPoints: { edge: 'src/edge.ts' },
+  outdir: 'dist',
+  bundle: true,
+  platform: 'node',
+  format: 'esm',
+  target: 'node20',
+  sourcemap: true,
+  packages: 'external',
+  logLevel: 'warning',
+});
