@@ -5,6 +5,7 @@ import { type Network, mapShapes } from '../model/layers.js';
 import { fillUniform, randomParams, seededRandom } from '../model/weights.js';
 import { disposeLayerTensors, frontTensors } from '../fused/layer-ops.js';
 import { referenceGradients } from '../fused/reference.js';
+import type { Exchange } from '../peers/exchange.js';
 import { createInMemoryCluster } from '../peers/in-memory.js';
 import type { Grid } from '../tiles/grid.js';
 import { type LayerGroup, formatGrouping } from '../tiles/groups.js';
@@ -22,6 +23,8 @@ export interface VerifyRequest {
   readonly devices?: number;
   readonly seed: number;
   readonly tolerance: number;
+  /** Interposes on every device's exchange (instrumentation, fault injection in tests). */
+  readonly wrapExchange?: (exchange: Exchange) => Exchange;
 }
 
 export interface Comparison {
@@ -90,7 +93,7 @@ export async function verify(request: VerifyRequest): Promise<VerifyReport> {
   const cluster = createInMemoryCluster(plan.devices, plan.tileDevice);
   const results = await Promise.all(
     cluster.map((exchange) =>
-      runDeviceStep(plan, tensors, exchange, {
+      runDeviceStep(plan, tensors, request.wrapExchange ? request.wrapExchange(exchange) : exchange, {
         input: (_tile, region) => extractSubRegion(input, inputLayout, region),
         outputGradient: async (_tile, core) => extractSubRegion(outputWeights, outputLayout, core),
       }, { step: 0, wantInputGradient: true }),

@@ -31,11 +31,12 @@ function conv2DBackpropFilter(args: { inputs: { x: TensorInfo; dy: TensorInfo };
   const chunk = Math.max(1, Math.min(positions, Math.floor(CHUNK_FLOATS / patch)));
   const matMul = getKernel('BatchMatMul', 'wasm')!.kernelFunc as KernelFunc;
 
-  const cols = allocate(backend, [1, chunk, patch]);
-  const dyT = allocate(backend, [1, outChannels, chunk]);
   const acc = new Float64Array(outChannels * patch);
   for (let p0 = 0; p0 < positions; p0 += chunk) {
     const count = Math.min(chunk, positions - p0);
+    // Fresh tensors per chunk: the wasm matmul caches XNNPACK's packed right operand by tensor id.
+    const cols = allocate(backend, [1, chunk, patch]);
+    const dyT = allocate(backend, [1, outChannels, chunk]);
     const heap = heapFloats(backend);
     const xAt = heapOffset(backend, x);
     const dyAt = heapOffset(backend, dy);
@@ -78,9 +79,8 @@ function conv2DBackpropFilter(args: { inputs: { x: TensorInfo; dy: TensorInfo };
     const view = heapFloats(backend);
     const at = heapOffset(backend, product);
     for (let i = 0; i < acc.length; i++) acc[i] = acc[i]! + view[at + i]!;
-    release(backend, product);
+    release(backend, product, cols, dyT);
   }
-  release(backend, cols, dyT);
 
   const dw = allocate(backend, [filterHeight, filterWidth, inChannels, outChannels]);
   const heap = heapFloats(backend);
