@@ -7,7 +7,7 @@ import type { LayerTensors } from '../fused/layer-ops.js';
 import type { Exchange, StripPhase } from '../peers/exchange.js';
 import type { FusedRegions } from '../tiles/fused-regions.js';
 import { type RegionLayout, copySubRegion, extractSubRegion, layoutLength } from '../tiles/layout.js';
-import { type TilePlan, planCore, recomputeMaps, tilesOfDevice } from '../tiles/plan.js';
+import { type TilePlan, exchangeRegions, planCore, recomputeMaps, tilesOfDevice } from '../tiles/plan.js';
 import { type Region, intersectRegions, isEmptyRegion, regionHeight, regionWidth } from '../tiles/region.js';
 
 export interface StepInputs {
@@ -48,49 +48,57 @@ export async function runDeviceStep(
   const toTensor = (map: number, region: Region, data: Float32Array): tf.Tensor4D =>
     tf.tensor4d(data, [batch, regionHeight(region), regionWidth(region), plan.maps[map]!.channels]);
 
-  /** Send my core's parts that other tiles want, and assemble the region I want from all owners. */
-  async function exchangeHalo(
-    phase: StripPhase, map: number, tile: number, core: Float32Array, wanted: (t: number) => Region,
-  ): Promise<Float32Array> {
-    const myCore = planCore(plan, map, tile);
-    for (let to = 0; to < plan.tiles; to++) {
-      if (to === tile) continue;
-      const part = intersectRegions(myCore, wanted(to));
-      if (!isEmptyRegion(part)) exchange.sendStrip({ step: options.step, phase, map, from: tile, to }, extractSubRegion(core, layout(map, myCore), part));
-    }
-    const target = wanted(tile);
-    const assembled = new Float32Array(layoutLength(layout(map, target)));
+  /**
+   * One exchange point for one tile: send source(me) ∩ wanted(to) to every other tile, and hand
+   * every part source(from) ∩ wanted(me), including my own, to `take` (which must copy it at once).
+   */
+  async function exchangeParts(
+    phase: StripPhase, group: number, tile: number, mine: Float32Array, take: (from: number, part: Region, data: Float32Array) => void,
+  ): Promise<void> {
+    const { map, source, wanted } = exchangeRegions(plan, phase, group);
+    const mySource = layout(map, source(tile));
+    // Expect first, so strips that arrive while we send are scattered straight into place.
+    const arrivals: Promise<void>[] = [];
     for (let from = 0; from < plan.tiles; from++) {
-      const part = intersectRegions(planCore(plan, map, from), target);
+      const part = intersectRegions(source(from), wanted(tile));
       if (isEmptyRegion(part)) continue;
-      if (from === tile) copySubRegion(core, layout(map, myCore), assembled, layout(map, target), part);
-      else {
-        const strip = await exchange.receiveStrip({ step: options.step, phase, map, from, to: tile });
-        copySubRegion(strip, layout(map, part), assembled, layout(map, target), part);
+      if (from === tile) {
+        take(from, part, extractSubRegion(mine, mySource, part));
+        continue;
       }
+      const address = { step: options.step, phase, group, from, to: tile };
+      arrivals.push(exchange.expectStrip(address, layoutLength(layout(map, part)), (strip) => take(from, part, strip)));
     }
+    for (let to = 0; to < plan.tiles; to++) {
+      const part = intersectRegions(source(tile), wanted(to));
+      if (to === tile || isEmptyRegion(part)) continue;
+      exchange.sendStrip({ step: options.step, phase, group, from: tile, to }, layoutLength(layout(map, part)), (target) =>
+        copySubRegion(mine, mySource, target, layout(map, part), part));
+    }
+    await Promise.all(arrivals);
+  }
+
+  /** Assemble the extended region this tile wants from the owners' cores. */
+  async function exchangeHalo(phase: 'halo' | 'recompute', group: number, tile: number, core: Float32Array): Promise<Float32Array> {
+    const { map, wanted } = exchangeRegions(plan, phase, group);
+    const target = layout(map, wanted(tile));
+    const assembled = new Float32Array(layoutLength(target));
+    await exchangeParts(phase, group, tile, core, (_from, part, data) => copySubRegion(data, layout(map, part), assembled, target, part));
     return assembled;
   }
 
-  /** The adjoint of exchangeHalo: send partial gradients to their owners and add what arrives. */
-  async function exchangeGradient(map: number, tile: number, partial: Float32Array, partialRegion: (t: number) => Region): Promise<Float32Array> {
-    const mine = partialRegion(tile);
-    for (let to = 0; to < plan.tiles; to++) {
-      if (to === tile) continue;
-      const part = intersectRegions(mine, planCore(plan, map, to));
-      if (!isEmptyRegion(part)) exchange.sendStrip({ step: options.step, phase: 'grad', map, from: tile, to }, extractSubRegion(partial, layout(map, mine), part));
-    }
-    const myCore = planCore(plan, map, tile);
-    const sum = new Float32Array(layoutLength(layout(map, myCore)));
-    // Fixed source order keeps the sum's rounding independent of arrival order.
-    for (let from = 0; from < plan.tiles; from++) {
-      const part = intersectRegions(partialRegion(from), myCore);
-      if (isEmptyRegion(part)) continue;
-      if (from === tile) copySubRegion(partial, layout(map, mine), sum, layout(map, myCore), part, 'add');
-      else {
-        const strip = await exchange.receiveStrip({ step: options.step, phase: 'grad', map, from, to: tile });
-        copySubRegion(strip, layout(map, part), sum, layout(map, myCore), part, 'add');
-      }
+  /** The adjoint of exchangeHalo: partial gradients go to their owners and are added there. */
+  async function exchangeGradient(group: number, tile: number, partial: Float32Array): Promise<Float32Array> {
+    const { map, wanted } = exchangeRegions(plan, 'grad', group);
+    // Each source lands in its own slot; slots are summed in tile order afterwards so the rounding
+    // of the sum does not depend on arrival order.
+    const slots = new Map<number, { part: Region; data: Float32Array }>();
+    await exchangeParts('grad', group, tile, partial, (from, part, data) => slots.set(from, { part, data: from === tile ? data : data.slice() }));
+    const myCore = layout(map, wanted(tile));
+    const sum = new Float32Array(layoutLength(myCore));
+    for (const from of [...slots.keys()].sort((a, b) => a - b)) {
+      const slot = slots.get(from)!;
+      copySubRegion(slot.data, layout(map, slot.part), sum, myCore, slot.part, 'add');
     }
     return sum;
   }
@@ -108,7 +116,7 @@ export async function runDeviceStep(
       tiles.map(async (tile) => {
         const regions = plan.forward[g]![tile]!;
         const wanted = (t: number) => plan.forward[g]![t]!.held[0]!;
-        const inputData = g === 0 ? inputs.input(tile, wanted(tile)) : await exchangeHalo('halo', group.first, tile, cores.get(tile)!, wanted);
+        const inputData = g === 0 ? inputs.input(tile, wanted(tile)) : await exchangeHalo('halo', g, tile, cores.get(tile)!);
         if (keepCoresAt.has(group.first)) keptCores.set(`${group.first}/${tile}`, g === 0 ? inputs.input(tile, planCore(plan, 0, tile)) : cores.get(tile)!);
         const x = toTensor(group.first, wanted(tile), inputData);
         const { output, stash } = forwardFused(net.layers, params, regions, x, keepForward.has(g));
@@ -139,7 +147,7 @@ export async function runDeviceStep(
         else {
           const from = window.recomputeFrom;
           const wanted = (t: number) => window.regions[t]!.held[0]!;
-          const inputData = from === 0 ? inputs.input(tile, wanted(tile)) : await exchangeHalo('recompute', from, tile, keptCores.get(`${from}/${tile}`)!, wanted);
+          const inputData = from === 0 ? inputs.input(tile, wanted(tile)) : await exchangeHalo('recompute', h, tile, keptCores.get(`${from}/${tile}`)!);
           const x = toTensor(from, wanted(tile), inputData);
           stash = forwardFused(net.layers, params, regions, x, true).stash!;
         }
@@ -152,8 +160,7 @@ export async function runDeviceStep(
         if (!dInput) return;
         const partial = (await dInput.data()) as Float32Array;
         dInput.dispose();
-        const heldAtStart = (t: number) => window.regions[t]!.held[group.first - window.regions[t]!.firstLayer]!;
-        gradients.set(tile, await exchangeGradient(group.first, tile, partial, heldAtStart));
+        gradients.set(tile, await exchangeGradient(h, tile, partial));
       }),
     );
   }

@@ -1,15 +1,25 @@
-// An Exchange between devices that live in one process (verify, tests). Payloads are handed over, not
-// copied; all-reduce sums contributions in rank order so every device gets the same bits.
-import { type Exchange, type StripAddress, stripKey } from './exchange.js';
+// An Exchange between devices that live in one process (verify, tests). A strip is gathered into a
+// fresh array and scattered from it; all-reduce sums contributions in rank order so every device gets
+// the same bits.
+import { type Exchange, type Scatter, type StripAddress, stripKey } from './exchange.js';
 
 interface Mailbox {
   payload?: Float32Array;
-  waiter?: (payload: Float32Array) => void;
+  expected?: { floats: number; scatter: Scatter; resolve: () => void; reject: (e: Error) => void };
 }
 
 interface Reduction {
   contributions: (Float32Array | undefined)[];
   waiters: (() => void)[];
+}
+
+function deliver(key: string, payload: Float32Array, expected: NonNullable<Mailbox['expected']>): void {
+  if (payload.length !== expected.floats) {
+    expected.reject(new Error(`strip ${key} carries ${payload.length} floats, ${expected.floats} expected`));
+    return;
+  }
+  expected.scatter(payload);
+  expected.resolve();
 }
 
 export function createInMemoryCluster(size: number, tileDevice: readonly number[]): Exchange[] {
@@ -25,26 +35,30 @@ export function createInMemoryCluster(size: number, tileDevice: readonly number[
   const endpoint = (rank: number): Exchange => ({
     rank,
     size,
-    sendStrip(address: StripAddress, payload: Float32Array): void {
+    sendStrip(address: StripAddress, floats, gather): void {
       if (tileDevice[address.from] !== rank) throw new Error(`device ${rank} sent a strip from tile ${address.from}, which it does not own`);
       const key = stripKey(address);
       const entry = box(key);
       if (entry.payload) throw new Error(`strip ${key} sent twice`);
-      if (entry.waiter) {
+      const payload = new Float32Array(floats);
+      gather(payload);
+      if (entry.expected) {
         mailboxes.delete(key);
-        entry.waiter(payload);
+        deliver(key, payload, entry.expected);
       } else entry.payload = payload;
     },
-    receiveStrip(address: StripAddress): Promise<Float32Array> {
+    expectStrip(address: StripAddress, floats, scatter): Promise<void> {
       if (tileDevice[address.to] !== rank) throw new Error(`device ${rank} waits for a strip to tile ${address.to}, which it does not own`);
       const key = stripKey(address);
       const entry = box(key);
-      if (entry.payload) {
-        mailboxes.delete(key);
-        return Promise.resolve(entry.payload);
-      }
-      if (entry.waiter) throw new Error(`strip ${key} awaited twice`);
-      return new Promise((resolve) => (entry.waiter = resolve));
+      if (entry.expected) throw new Error(`strip ${key} awaited twice`);
+      return new Promise((resolve, reject) => {
+        entry.expected = { floats, scatter, resolve, reject };
+        if (entry.payload) {
+          mailboxes.delete(key);
+          deliver(key, entry.payload, entry.expected);
+        }
+      });
     },
     allReduceSum(key: string, values: Float32Array): Promise<void> {
       let r = reductions.get(key);

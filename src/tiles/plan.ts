@@ -79,3 +79,31 @@ export const planCore = (plan: TilePlan, map: number, tile: number): Region => c
 export function recomputeMaps(plan: TilePlan): Set<number> {
   return new Set(plan.backward.filter((w) => w.reuseForward === null).map((w) => w.recomputeFrom));
 }
+
+/** What crosses the network at one exchange point: strip from->to = source(from) ∩ wanted(to). */
+export interface ExchangeRegions {
+  readonly map: number;
+  readonly source: (tile: number) => Region;
+  readonly wanted: (tile: number) => Region;
+}
+
+/**
+ * halo g: forward group g's extended input, from the cores of its first map (g >= 1).
+ * recompute h: backward window h's input, from the cores of its recompute map.
+ * grad h: backward group h's partial gradients, into the cores of its first map.
+ */
+export function exchangeRegions(plan: TilePlan, phase: 'halo' | 'recompute' | 'grad', group: number): ExchangeRegions {
+  if (phase === 'halo') {
+    const g = plan.forwardGroups[group];
+    if (!g || group === 0) throw new Error(`forward group ${group} has no halo exchange (groups 1..${plan.forwardGroups.length - 1})`);
+    return { map: g.first, source: (t) => planCore(plan, g.first, t), wanted: (t) => plan.forward[group]![t]!.held[0]! };
+  }
+  const w = plan.backward[group];
+  if (!w) throw new Error(`backward group ${group} does not exist (0..${plan.backward.length - 1})`);
+  if (phase === 'recompute') {
+    if (w.reuseForward !== null || w.recomputeFrom === 0) throw new Error(`backward group ${group} does not exchange a recompute input`);
+    return { map: w.recomputeFrom, source: (t) => planCore(plan, w.recomputeFrom, t), wanted: (t) => w.regions[t]!.held[0]! };
+  }
+  const map = w.group.first;
+  return { map, source: (t) => w.regions[t]!.held[map - w.regions[t]!.firstLayer]!, wanted: (t) => planCore(plan, map, t) };
+}
