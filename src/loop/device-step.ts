@@ -8,6 +8,7 @@ import type { Exchange, StripPhase } from '../peers/exchange.js';
 import type { FusedRegions } from '../tiles/fused-regions.js';
 import { type RegionLayout, copySubRegion, extractSubRegion, layoutLength } from '../tiles/layout.js';
 import { type TilePlan, exchangeRegions, planCore, recomputeMaps, tilesOfDevice } from '../tiles/plan.js';
+import { weightBucket } from './plan-messages.js';
 import { type Region, intersectRegions, isEmptyRegion, regionHeight, regionWidth } from '../tiles/region.js';
 
 export interface StepInputs {
@@ -50,10 +51,12 @@ export async function runDeviceStep(
 
   /**
    * One exchange point for one tile: send source(me) ∩ wanted(to) to every other tile, and hand
-   * every part source(from) ∩ wanted(me), including my own, to `take` (which must copy it at once).
+   * every part source(from) ∩ wanted(me), including my own, to `take` (which must copy it at once),
+   * possibly in bands of rows: `band` is the sub-region that `data` holds.
    */
   async function exchangeParts(
-    phase: StripPhase, group: number, tile: number, mine: Float32Array, take: (from: number, part: Region, data: Float32Array) => void,
+    phase: StripPhase, group: number, tile: number, mine: Float32Array,
+    take: (from: number, part: Region, band: Region, data: Float32Array) => void,
   ): Promise<void> {
     const { map, source, wanted } = exchangeRegions(plan, phase, group);
     const mySource = layout(map, source(tile));
@@ -63,17 +66,17 @@ export async function runDeviceStep(
       const part = intersectRegions(source(from), wanted(tile));
       if (isEmptyRegion(part)) continue;
       if (from === tile) {
-        take(from, part, extractSubRegion(mine, mySource, part));
+        take(from, part, part, extractSubRegion(mine, mySource, part));
         continue;
       }
       const address = { step: options.step, phase, group, from, to: tile };
-      arrivals.push(exchange.expectStrip(address, layoutLength(layout(map, part)), (strip) => take(from, part, strip)));
+      arrivals.push(exchange.expectStrip(address, part, layoutLength(layout(map, part)), (strip, band) => take(from, part, band, strip)));
     }
     for (let to = 0; to < plan.tiles; to++) {
       const part = intersectRegions(source(tile), wanted(to));
       if (to === tile || isEmptyRegion(part)) continue;
-      exchange.sendStrip({ step: options.step, phase, group, from: tile, to }, layoutLength(layout(map, part)), (target) =>
-        copySubRegion(mine, mySource, target, layout(map, part), part));
+      exchange.sendStrip({ step: options.step, phase, group, from: tile, to }, part, layoutLength(layout(map, part)), (target, band) =>
+        copySubRegion(mine, mySource, target, layout(map, band), band));
     }
     await Promise.all(arrivals);
   }
@@ -83,7 +86,7 @@ export async function runDeviceStep(
     const { map, wanted } = exchangeRegions(plan, phase, group);
     const target = layout(map, wanted(tile));
     const assembled = new Float32Array(layoutLength(target));
-    await exchangeParts(phase, group, tile, core, (_from, part, data) => copySubRegion(data, layout(map, part), assembled, target, part));
+    await exchangeParts(phase, group, tile, core, (_from, _part, band, data) => copySubRegion(data, layout(map, band), assembled, target, band));
     return assembled;
   }
 
@@ -93,7 +96,11 @@ export async function runDeviceStep(
     // Each source lands in its own slot; slots are summed in tile order afterwards so the rounding
     // of the sum does not depend on arrival order.
     const slots = new Map<number, { part: Region; data: Float32Array }>();
-    await exchangeParts('grad', group, tile, partial, (from, part, data) => slots.set(from, { part, data: from === tile ? data : data.slice() }));
+    await exchangeParts('grad', group, tile, partial, (from, part, band, data) => {
+      let slot = slots.get(from);
+      if (!slot) slots.set(from, (slot = { part, data: new Float32Array(layoutLength(layout(map, part))) }));
+      copySubRegion(data, layout(map, band), slot.data, layout(map, part), band);
+    });
     const myCore = layout(map, wanted(tile));
     const sum = new Float32Array(layoutLength(myCore));
     for (const from of [...slots.keys()].sort((a, b) => a - b)) {
@@ -192,7 +199,7 @@ export async function runDeviceStep(
     flat.set(dFilter!, 0);
     flat.set(dBiases!, lengths[0]);
     if (dScales) flat.set(dScales, lengths[0]! + lengths[1]!);
-    await exchange.allReduceSum(`${options.step}/dW/${l}`, flat);
+    await exchange.allReduceSum(weightBucket(options.step, l), flat);
     const filterPart = flat.subarray(0, lengths[0]);
     const biasPart = flat.subarray(lengths[0], lengths[0]! + lengths[1]!);
     weightGradients.push(dScales ? { dFilter: filterPart, dBiases: biasPart, dScales: flat.subarray(lengths[0]! + lengths[1]!) } : { dFilter: filterPart, dBiases: biasPart });

@@ -3,6 +3,9 @@
 // the transport's buffer and the receiver scatters straight out of the transport's view, so a strip
 // costs one copy on each side whatever the transport (in-memory or uWebSockets.js).
 
+
+import type { Region } from '../tiles/region.js';
+
 export type StripPhase = 'halo' | 'recompute' | 'grad';
 
 export interface StripAddress {
@@ -14,17 +17,21 @@ export interface StripAddress {
   readonly to: number;
 }
 
-/** Fills `target` (exactly the strip's floats) from the sender's data. */
-export type Gather = (target: Float32Array) => void;
+/**
+ * A transport may cut a strip into bands of whole rows (to bound message sizes). `band` is the part
+ * of the strip's region that `target`/`source` hold, laid out [batch, rows, cols, channels].
+ */
+export type Gather = (target: Float32Array, band: Region) => void;
 /** Consumes `source` synchronously: the view is only valid during the call. */
-export type Scatter = (source: Float32Array) => void;
+export type Scatter = (source: Float32Array, band: Region) => void;
 
 export interface Exchange {
   readonly rank: number;
   readonly size: number;
-  sendStrip(address: StripAddress, floats: number, gather: Gather): void;
-  /** Resolves once the strip sent to `address` has been passed to `scatter`; each address is awaited once. */
-  expectStrip(address: StripAddress, floats: number, scatter: Scatter): Promise<void>;
+  /** `floats` is the size of the whole region (batch x rows x cols x channels). */
+  sendStrip(address: StripAddress, region: Region, floats: number, gather: Gather): void;
+  /** Resolves once every band of the strip sent to `address` has been passed to `scatter`. */
+  expectStrip(address: StripAddress, region: Region, floats: number, scatter: Scatter): Promise<void>;
   /** Sums `values` element-wise over all devices, in place; the result is bit-identical on every device. */
   allReduceSum(key: string, values: Float32Array): Promise<void>;
 }

@@ -1,10 +1,11 @@
 // An Exchange between devices that live in one process (verify, tests). A strip is gathered into a
 // fresh array and scattered from it; all-reduce sums contributions in rank order so every device gets
 // the same bits.
+import type { Region } from '../tiles/region.js';
 import { type Exchange, type Scatter, type StripAddress, stripKey } from './exchange.js';
 
 interface Mailbox {
-  payload?: Float32Array;
+  payload?: { data: Float32Array; region: Region };
   expected?: { floats: number; scatter: Scatter; resolve: () => void; reject: (e: Error) => void };
 }
 
@@ -13,12 +14,12 @@ interface Reduction {
   waiters: (() => void)[];
 }
 
-function deliver(key: string, payload: Float32Array, expected: NonNullable<Mailbox['expected']>): void {
-  if (payload.length !== expected.floats) {
-    expected.reject(new Error(`strip ${key} carries ${payload.length} floats, ${expected.floats} expected`));
+function deliver(key: string, payload: NonNullable<Mailbox['payload']>, expected: NonNullable<Mailbox['expected']>): void {
+  if (payload.data.length !== expected.floats) {
+    expected.reject(new Error(`strip ${key} carries ${payload.data.length} floats, ${expected.floats} expected`));
     return;
   }
-  expected.scatter(payload);
+  expected.scatter(payload.data, payload.region);
   expected.resolve();
 }
 
@@ -35,19 +36,19 @@ export function createInMemoryCluster(size: number, tileDevice: readonly number[
   const endpoint = (rank: number): Exchange => ({
     rank,
     size,
-    sendStrip(address: StripAddress, floats, gather): void {
+    sendStrip(address: StripAddress, region, floats, gather): void {
       if (tileDevice[address.from] !== rank) throw new Error(`device ${rank} sent a strip from tile ${address.from}, which it does not own`);
       const key = stripKey(address);
       const entry = box(key);
       if (entry.payload) throw new Error(`strip ${key} sent twice`);
-      const payload = new Float32Array(floats);
-      gather(payload);
+      const payload = { data: new Float32Array(floats), region };
+      gather(payload.data, region);
       if (entry.expected) {
         mailboxes.delete(key);
         deliver(key, payload, entry.expected);
       } else entry.payload = payload;
     },
-    expectStrip(address: StripAddress, floats, scatter): Promise<void> {
+    expectStrip(address: StripAddress, _region, floats, scatter): Promise<void> {
       if (tileDevice[address.to] !== rank) throw new Error(`device ${rank} waits for a strip to tile ${address.to}, which it does not own`);
       const key = stripKey(address);
       const entry = box(key);

@@ -2,16 +2,15 @@
 // the real exchange code) and compare every gradient with tf.grad of the unpartitioned front.
 import { runDeviceStep } from '../loop/device-step.js';
 import { type Network, mapShapes } from '../model/layers.js';
-import { fillUniform, randomParams, seededRandom } from '../model/weights.js';
 import { disposeLayerTensors, frontTensors } from '../fused/layer-ops.js';
 import { referenceGradients } from '../fused/reference.js';
 import type { Exchange } from '../peers/exchange.js';
 import { createInMemoryCluster } from '../peers/in-memory.js';
 import type { Grid } from '../tiles/grid.js';
 import { type LayerGroup, formatGrouping } from '../tiles/groups.js';
-import { copySubRegion, extractSubRegion } from '../tiles/layout.js';
+import { copySubRegion } from '../tiles/layout.js';
 import { buildTilePlan, planCore } from '../tiles/plan.js';
-import { wholeMap } from '../tiles/region.js';
+import { verifyData } from './verify-data.js';
 
 export interface VerifyRequest {
   readonly net: Network;
@@ -75,14 +74,7 @@ export async function verify(request: VerifyRequest): Promise<VerifyReport> {
   const maps = mapShapes(net);
   const tiles = grid.rows * grid.cols;
   const plan = buildTilePlan({ ...request, devices: request.devices ?? tiles });
-  const params = randomParams(net, seed);
-  const random = seededRandom(seed ^ 0x9e3779b9);
-  const inputMap = maps[0]!;
-  const outputMap = maps[maps.length - 1]!;
-  const input = fillUniform(new Float32Array(batch * inputMap.height * inputMap.width * inputMap.channels), random, -1, 1);
-  const outputWeights = fillUniform(new Float32Array(batch * outputMap.height * outputMap.width * outputMap.channels), random, -1, 1);
-  const inputLayout = { region: wholeMap(inputMap.height, inputMap.width), batch, channels: inputMap.channels };
-  const outputLayout = { region: wholeMap(outputMap.height, outputMap.width), batch, channels: outputMap.channels };
+  const { params, input, outputWeights, inputLayout, stepInputs } = verifyData(net, batch, seed);
 
   let started = performance.now();
   const reference = await referenceGradients(net, params, input, outputWeights, batch);
@@ -93,10 +85,7 @@ export async function verify(request: VerifyRequest): Promise<VerifyReport> {
   const cluster = createInMemoryCluster(plan.devices, plan.tileDevice);
   const results = await Promise.all(
     cluster.map((exchange) =>
-      runDeviceStep(plan, tensors, request.wrapExchange ? request.wrapExchange(exchange) : exchange, {
-        input: (_tile, region) => extractSubRegion(input, inputLayout, region),
-        outputGradient: async (_tile, core) => extractSubRegion(outputWeights, outputLayout, core),
-      }, { step: 0, wantInputGradient: true }),
+      runDeviceStep(plan, tensors, request.wrapExchange ? request.wrapExchange(exchange) : exchange, stepInputs, { step: 0, wantInputGradient: true }),
     ),
   );
   disposeLayerTensors(tensors);
@@ -130,7 +119,7 @@ export async function verify(request: VerifyRequest): Promise<VerifyReport> {
     tolerance: request.tolerance,
     worst: worst.name,
     model: net.name,
-    input: `${inputMap.height}x${inputMap.width}x${inputMap.channels}`,
+    input: `${maps[0]!.height}x${maps[0]!.width}x${maps[0]!.channels}`,
     grid: `${grid.rows}x${grid.cols}`,
     forwardGroups: formatGrouping(request.forwardGroups),
     backwardGroups: formatGrouping(request.backwardGroups),

@@ -18,10 +18,10 @@ const dropFirst = (phase: StripPhase) => (exchange: Exchange): Exchange => {
     ...exchange,
     sendStrip: exchange.sendStrip.bind(exchange),
     allReduceSum: exchange.allReduceSum.bind(exchange),
-    expectStrip(address, floats, scatter) {
-      if (dropped || address.phase !== phase) return exchange.expectStrip(address, floats, scatter);
+    expectStrip(address, region, floats, scatter) {
+      if (dropped || address.phase !== phase) return exchange.expectStrip(address, region, floats, scatter);
       dropped = true;
-      return exchange.expectStrip(address, floats, (payload) => scatter(new Float32Array(payload.length)));
+      return exchange.expectStrip(address, region, floats, (payload, band) => scatter(new Float32Array(payload.length), band));
     },
   };
 };

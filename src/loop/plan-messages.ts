@@ -1,0 +1,65 @@
+// What the plan allows on the wire: the validator every received strip and reduce chunk must pass,
+// the weight-gradient bucket names and sizes, and the plan hash devices compare in the handshake.
+import { createHash } from 'node:crypto';
+import type { StripFields, ReduceFields } from '../peers/codec.js';
+import type { MessageValidator } from '../peers/peer-node.js';
+import { type TilePlan, exchangeRegions } from '../tiles/plan.js';
+import { formatRegion, intersectRegions, isEmptyRegion, regionHeight, regionWidth } from '../tiles/region.js';
+
+export const weightBucket = (step: number, layer: number): string => `${step}/dW/${layer}`;
+
+/** Floats of one layer's reduction bucket: filter, biases and BN scales. */
+export function weightBucketLength(plan: TilePlan, layer: number): number | null {
+  const l = plan.net.layers[layer];
+  if (!l || l.kind !== 'conv') return null;
+  const inChannels = plan.maps[layer]!.channels;
+  return l.size * l.size * inChannels * l.filters + l.filters + (l.batchNormalize ? l.filters : 0);
+}
+
+/** A hash of everything that must be equal on every device for their steps to fit together. */
+export function planHash(plan: TilePlan): string {
+  const canonical = JSON.stringify({
+    net: { input: plan.net.input, layers: plan.net.layers },
+    grid: plan.grid,
+    devices: plan.devices,
+    batch: plan.batch,
+    forward: plan.forwardGroups,
+    backward: plan.backwardGroups,
+    tileDevice: plan.tileDevice,
+  });
+  return createHash('sha256').update(canonical).digest('hex').slice(0, 16);
+}
+
+export function planValidator(plan: TilePlan): MessageValidator {
+  return {
+    strip(s: StripFields, floats: number, sender: number, me: number): string | null {
+      if (!Number.isInteger(s.from) || s.from < 0 || s.from >= plan.tiles) return `strip from tile ${s.from}, the plan has tiles 0..${plan.tiles - 1}`;
+      if (!Number.isInteger(s.to) || s.to < 0 || s.to >= plan.tiles) return `strip to tile ${s.to}, the plan has tiles 0..${plan.tiles - 1}`;
+      if (plan.tileDevice[s.from] !== sender) return `rank ${sender} sent a strip from tile ${s.from}, which lives on rank ${plan.tileDevice[s.from]}`;
+      if (plan.tileDevice[s.to] !== me) return `strip to tile ${s.to}, which lives on rank ${plan.tileDevice[s.to]}`;
+      let regions;
+      try {
+        regions = exchangeRegions(plan, s.phase, s.group);
+      } catch (error) {
+        return (error as Error).message;
+      }
+      const part = intersectRegions(regions.source(s.from), regions.wanted(s.to));
+      if (isEmptyRegion(part)) return `tiles ${s.from} and ${s.to} exchange nothing in ${s.phase} ${s.group}`;
+      const band = s.region;
+      if (band.cols.start !== part.cols.start || band.cols.end !== part.cols.end || band.rows.start < part.rows.start || band.rows.end > part.rows.end || band.rows.end <= band.rows.start) {
+        return `strip ${s.phase} ${s.group} ${s.from}>${s.to} region ${formatRegion(band)} is not a row band of ${formatRegion(part)}`;
+      }
+      const expected = plan.batch * regionHeight(band) * regionWidth(band) * plan.maps[regions.map]!.channels;
+      if (floats !== expected) return `strip ${s.phase} ${s.group} ${s.from}>${s.to} carries ${floats} floats, its region needs ${expected}`;
+      return null;
+    },
+    reduce(r: ReduceFields, floats: number): string | null {
+      const match = /^(\d+)\/dW\/(\d+)$/.exec(r.bucket);
+      if (!match) return `unknown reduction bucket "${r.bucket.slice(0, 40)}"`;
+      const length = weightBucketLength(plan, Number(match[2]));
+      if (length === null) return `reduction bucket "${r.bucket}" names a layer without weights`;
+      if (r.offset + floats > length || floats === 0) return `reduce chunk [${r.offset}, ${r.offset + floats}) outside bucket "${r.bucket}" of ${length} floats`;
+      return null;
+    },
+  };
+}
