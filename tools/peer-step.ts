@@ -35,6 +35,7 @@ const { values } = parseArgs({
     repeats: { type: 'string', default: '1' },
     'chunk-floats': { type: 'string' },
     'peer-timeout-ms': { type: 'string', default: '3000' },
+    'connect-timeout-ms': { type: 'string', default: '20000' },
     out: { type: 'string' },
   },
 });
@@ -65,7 +66,7 @@ let node: PeerNode;
 try {
   node = await PeerNode.start({
     rank, peers, secret: values.secret!, planHash: planHash(plan), validator, tileDevice: plan.tileDevice,
-    peerTimeoutMs: Number(values['peer-timeout-ms']), connectTimeoutMs: 20000, log,
+    peerTimeoutMs: Number(values['peer-timeout-ms']), connectTimeoutMs: Number(values['connect-timeout-ms']), log,
     ...(values['chunk-floats'] ? { maxChunkFloats: Number(values['chunk-floats']) } : {}),
   });
 } catch (error) {

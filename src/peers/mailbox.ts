@@ -10,6 +10,8 @@ export interface Band {
 }
 
 interface Expectation {
+  /** The device the data comes from. */
+  readonly sender: number;
   readonly region: Region;
   readonly floatsPerRow: number;
   remaining: number;
@@ -29,11 +31,11 @@ export class Mailbox {
   ) {}
 
   /** Register a consumer for `key`: `floats` over `region`, arriving in bands of whole rows. */
-  expect(key: string, region: Region, floats: number, consume: (data: Float32Array, band: Region) => void): Promise<void> {
+  expect(key: string, sender: number, region: Region, floats: number, consume: (data: Float32Array, band: Region) => void): Promise<void> {
     if (this.expectations.has(key)) return Promise.reject(new Error(`${key} is already awaited`));
     return new Promise((resolve, reject) => {
       const rows = Math.max(1, regionHeight(region));
-      const e: Expectation = { region, floatsPerRow: floats / rows, remaining: floats, consume, resolve, reject };
+      const e: Expectation = { sender, region, floatsPerRow: floats / rows, remaining: floats, consume, resolve, reject };
       this.expectations.set(key, e);
       const stashed = this.early.get(key);
       if (stashed) {
@@ -92,7 +94,9 @@ export class Mailbox {
     this.earlyBytes = 0;
   }
 
-  get pending(): number {
-    return this.expectations.size;
+  /** Whether anything is still awaited from device `sender`. */
+  waitsFor(sender: number): boolean {
+    for (const e of this.expectations.values()) if (e.sender === sender) return true;
+    return false;
   }
 }

@@ -76,6 +76,7 @@ interface Outbound {
 
 const HANDSHAKE_REJECT = 4001;
 const PROTOCOL_REJECT = 4002;
+const GOING_AWAY = 1001;
 
 export class PeerNode implements Exchange {
   readonly rank: number;
@@ -98,6 +99,8 @@ export class PeerNode implements Exchange {
   private readonly barriers = new Map<number, Set<number>>();
   private readonly barrierWaiters = new Map<number, () => void>();
   private failure: Error | null = null;
+  /** Peers that shut down cleanly; they are not heartbeat-checked any more. */
+  private readonly departed = new Set<number>();
   private failureListeners: ((error: Error) => void)[] = [];
   private heartbeatTimer: NodeJS.Timeout | null = null;
   private closed = false;
@@ -250,7 +253,7 @@ export class PeerNode implements Exchange {
         if (!opened && Date.now() < deadline && this.readyReject) setTimeout(() => this.dial(peer, deadline), 200);
         return;
       }
-      this.peerFailed(peer, `closed the link${text ? `: ${text}` : ''}`);
+      this.linkClosed(peer, code, text);
     });
   }
 
@@ -386,7 +389,23 @@ export class PeerNode implements Exchange {
     const data = ws.getUserData();
     if (!data.authenticated || this.inbound.get(data.peerRank) !== ws) return;
     this.inbound.delete(data.peerRank);
-    if (!this.readyResolve && !this.closed) this.peerFailed(data.peerRank, `closed its link (code ${code}${reason ? `, ${reason}` : ''})`);
+    if (!this.readyResolve) this.linkClosed(data.peerRank, code, reason);
+  }
+
+  private waitsFor(peer: number): boolean {
+    if (this.strips.waitsFor(peer) || this.reductions.waitsFor(peer)) return true;
+    for (const epoch of this.barrierWaiters.keys()) if (!this.barriers.get(epoch)?.has(peer)) return true;
+    return false;
+  }
+
+  /** A peer that says goodbye while nothing waits on it has left; any other close is a failure. */
+  private linkClosed(peer: number, code: number, reason: string): void {
+    if (this.closed) return;
+    if (code === GOING_AWAY && !this.waitsFor(peer)) {
+      this.departed.add(peer);
+      return;
+    }
+    this.peerFailed(peer, `closed its link (code ${code}${reason ? `, ${reason}` : ''})`);
   }
 
   // ---- failure -------------------------------------------------------------------------------
@@ -395,7 +414,7 @@ export class PeerNode implements Exchange {
     if (this.failure || this.closed) return;
     const now = Date.now();
     for (let p = 0; p < this.size; p++) {
-      if (p === this.rank) continue;
+      if (p === this.rank || this.departed.has(p)) continue;
       try {
         this.sendMessage(p, (w) => w.control('heartbeat', 0));
       } catch {
@@ -503,7 +522,7 @@ export class PeerNode implements Exchange {
   expectStrip(address: StripAddress, region: Region, floats: number, scatter: Scatter): Promise<void> {
     if (this.failure) return Promise.reject(this.failure);
     if (this.deviceOfTile(address.from) === this.rank) return this.local.expectStrip(address, region, floats, scatter);
-    return this.strips.expect(stripKey(address), region, floats, scatter);
+    return this.strips.expect(stripKey(address), this.deviceOfTile(address.from), region, floats, scatter);
   }
 
   async allReduceSum(key: string, values: Float32Array): Promise<void> {
@@ -524,7 +543,8 @@ export class PeerNode implements Exchange {
     expectChunk: (bucket, round, offset, count, consume) => {
       if (this.failure) return Promise.reject(this.failure);
       const band = { rows: { start: 0, end: 1 }, cols: { start: 0, end: count } };
-      return this.reductions.expect(`${bucket}/${round}/${offset}`, band, count, (source) => consume(source));
+      const previous = (this.rank - 1 + this.size) % this.size;
+      return this.reductions.expect(`${bucket}/${round}/${offset}`, previous, band, count, (source) => consume(source));
     },
   };
 
@@ -543,8 +563,8 @@ export class PeerNode implements Exchange {
     if (this.closed) return;
     this.closed = true;
     if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
-    for (const link of this.outbound.values()) link.socket?.terminate();
-    for (const ws of this.inbound.values()) ws.end(1001, 'shutting down');
+    for (const link of this.outbound.values()) link.socket?.close(GOING_AWAY, 'shutting down');
+    for (const ws of this.inbound.values()) ws.end(GOING_AWAY, 'shutting down');
     if (this.listenSocket) uWS.us_listen_socket_close(this.listenSocket);
     this.listenSocket = null;
     this.strips.failAll(new Error('transport closed'));
