@@ -57,7 +57,12 @@ interface BuilderInternals {
 
 /** Builds messages in one reused buffer: a returned view is valid until the next call. */
 export class MessageWriter {
-  private readonly builder = new Builder(1 << 16);
+  private readonly builder: Builder;
+
+  /** Size the buffer for the largest message up front: growing it would copy every payload byte again. */
+  constructor(capacityBytes = 1 << 16) {
+    this.builder = new Builder(capacityBytes);
+  }
 
   /** Reserve a [float] vector of `count` floats and let `fill` write it in place. */
   private floatVector(count: number, fill: (target: Float32Array) => void): number {

@@ -116,7 +116,7 @@ export class PeerNode implements Exchange {
       peerTimeoutMs: 5000,
       connectTimeoutMs: 30000,
       maxChunkFloats: 1 << 16,
-      maxBackpressureBytes: 64 << 20,
+      maxBackpressureBytes: 8 << 20,
       maxEarlyBytes: 512 << 20,
       ...options,
     };
@@ -471,7 +471,7 @@ export class PeerNode implements Exchange {
     if (!link?.socket || !link.authenticated || link.socket.readyState !== WebSocket.OPEN) {
       throw this.failure ?? new PeerFailure(peer, this.peerName(peer), 'has no open link');
     }
-    const writer = this.freeWriters.pop() ?? new MessageWriter();
+    const writer = this.freeWriters.pop() ?? new MessageWriter(this.options.maxChunkFloats * 4 + 1024);
     const bytes = encode(writer);
     const traffic = this.counters.peer(peer);
     traffic.bytesSent += bytes.byteLength;

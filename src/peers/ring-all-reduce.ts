@@ -25,28 +25,28 @@ export async function ringAllReduce(link: ReduceLink, bucket: string, values: Fl
   const segment = (i: number) => segments[((i % n) + n) % n]!;
   const r = link.rank;
   const rounds = 2 * (n - 1);
-  // Register every receipt up front so that each chunk is consumed from the message as it arrives.
-  const received: Promise<void>[] = [];
+  const reducing = (round: number) => round < n - 1;
+  // Round k receives the segment that round k + 1 sends on, cut into the same chunks, so chunk j can
+  // be forwarded as soon as it has arrived: the rounds pipeline chunk by chunk.
+  const receivedSegment = (round: number) => (reducing(round) ? segment(r - round - 1) : segment(r - (round - (n - 1))));
+  const sentSegment = (round: number) => (reducing(round) ? segment(r - round) : segment(r + 1 - (round - (n - 1))));
+  const arrivals: Promise<void>[][] = [];
   for (let round = 0; round < rounds; round++) {
-    const reducing = round < n - 1;
-    const s = reducing ? segment(r - round - 1) : segment(r - (round - (n - 1)));
-    const parts = chunks(s.start, s.end, maxChunkFloats).map(([from, to]) =>
+    const s = receivedSegment(round);
+    arrivals.push(chunks(s.start, s.end, maxChunkFloats).map(([from, to]) =>
       link.expectChunk(bucket, round, from, to - from, (source) => {
-        if (reducing) for (let i = 0; i < source.length; i++) values[from + i] = values[from + i]! + source[i]!;
+        if (reducing(round)) for (let i = 0; i < source.length; i++) values[from + i] = values[from + i]! + source[i]!;
         else values.set(source, from);
-      }),
-    );
-    const round_ = Promise.all(parts).then(() => undefined);
-    round_.catch(() => undefined); // a failed peer rejects every round; the await below reports it
-    received.push(round_);
+      })));
   }
+  const sends: Promise<void>[] = [];
   for (let round = 0; round < rounds; round++) {
-    if (round > 0) await received[round - 1];
-    const reducing = round < n - 1;
-    const s = reducing ? segment(r - round) : segment(r + 1 - (round - (n - 1)));
-    for (const [from, to] of chunks(s.start, s.end, maxChunkFloats)) {
-      link.sendChunk(bucket, round, from, to - from, (target) => target.set(values.subarray(from, to)));
-    }
+    const s = sentSegment(round);
+    chunks(s.start, s.end, maxChunkFloats).forEach(([from, to], j) => {
+      const send = () => link.sendChunk(bucket, round, from, to - from, (target) => target.set(values.subarray(from, to)));
+      if (round === 0) send();
+      else sends.push(arrivals[round - 1]![j]!.then(send));
+    });
   }
-  await received[rounds - 1];
+  await Promise.all([...sends, ...arrivals.flat()]);
 }
