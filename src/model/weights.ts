@@ -61,21 +61,18 @@ export function randomParams(net: Network, seed: number): FrontParams {
   });
 }
 
-function darknetToTfjs(src: Float32Array, size: number, inC: number, outC: number): Float32Array {
+/** Darknet stores filters [out][in][kh][kw]; tfjs wants [kh][kw][in][out]. */
+function convertFilter(src: Float32Array, size: number, inC: number, outC: number, to: 'tfjs' | 'darknet'): Float32Array {
   const dst = new Float32Array(src.length);
   for (let o = 0; o < outC; o++)
     for (let c = 0; c < inC; c++)
       for (let y = 0; y < size; y++)
-        for (let x = 0; x < size; x++) dst[((y * size + x) * inC + c) * outC + o] = src[((o * inC + c) * size + y) * size + x]!;
-  return dst;
-}
-
-function tfjsToDarknet(src: Float32Array, size: number, inC: number, outC: number): Float32Array {
-  const dst = new Float32Array(src.length);
-  for (let o = 0; o < outC; o++)
-    for (let c = 0; c < inC; c++)
-      for (let y = 0; y < size; y++)
-        for (let x = 0; x < size; x++) dst[((o * inC + c) * size + y) * size + x] = src[((y * size + x) * inC + c) * outC + o]!;
+        for (let x = 0; x < size; x++) {
+          const darknet = ((o * inC + c) * size + y) * size + x;
+          const tfjs = ((y * size + x) * inC + c) * outC + o;
+          if (to === 'tfjs') dst[tfjs] = src[darknet]!;
+          else dst[darknet] = src[tfjs]!;
+        }
   return dst;
 }
 
@@ -93,7 +90,7 @@ export function encodeWeights(net: Network, params: FrontParams, seen = 0): Uint
       if (!p.bn) throw new Error(`layer ${index} has batch_normalize=1 but no BN parameters`);
       arrays.push(p.bn.scales, p.bn.mean, p.bn.variance);
     }
-    arrays.push(tfjsToDarknet(p.filter, layer.size, maps[index]!.channels, layer.filters));
+    arrays.push(convertFilter(p.filter, layer.size, maps[index]!.channels, layer.filters, 'darknet'));
   });
   const floats = arrays.reduce((sum, a) => sum + a.length, 0);
   const bytes = new Uint8Array(HEADER_INTS * 4 + 8 + floats * 4);
@@ -137,7 +134,7 @@ export function decodeWeights(net: Network, bytes: Uint8Array, file = '<weights>
       ? { scales: take(n, `layer ${index} scales`), mean: take(n, `layer ${index} rolling means`), variance: take(n, `layer ${index} rolling variances`) }
       : undefined;
     const inC = maps[index]!.channels;
-    const filter = darknetToTfjs(take(n * inC * layer.size * layer.size, `layer ${index} weights`), layer.size, inC, n);
+    const filter = convertFilter(take(n * inC * layer.size * layer.size, `layer ${index} weights`), layer.size, inC, n, 'tfjs');
     return bn ? { filter, biases, bn } : { filter, biases };
   });
   return { header: { major, minor, revision, seen }, params };

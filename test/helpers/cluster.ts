@@ -60,3 +60,10 @@ export const fromBase64 = (text: string): Float32Array => {
   const bytes = Buffer.from(text, 'base64');
   return new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength));
 };
+
+/** Resolves once every device has printed "ready" (connected and authenticated). */
+export function allReady(runs: readonly DeviceRun[]): Promise<void[]> {
+  return Promise.all(runs.map((r) => new Promise<void>((resolve) => {
+    const check = setInterval(() => r.stderr().includes('ready') && (clearInterval(check), resolve()), 50);
+  })));
+}

@@ -12,7 +12,7 @@ import { parseGrid } from '../../src/tiles/grid.js';
 import { parseGrouping } from '../../src/tiles/groups.js';
 import { relativeError } from '../../src/verify/verify.js';
 import { verifyData } from '../../src/verify/verify-data.js';
-import { fromBase64, startCluster } from '../helpers/cluster.js';
+import { allReady, fromBase64, startCluster } from '../helpers/cluster.js';
 
 await initBackend('wasm');
 const net = presetCfg('tiny').network;
@@ -94,9 +94,7 @@ t.test('a different plan is refused naming both hashes', async (t) => {
 
 t.test('a killed peer is reported by every other device within the timeout', async (t) => {
   const { runs } = await startCluster(4, () => ['--mode', 'idle', '--peer-timeout-ms', '2000']);
-  await Promise.all(runs.map((r) => new Promise<void>((resolve) => {
-    const check = setInterval(() => r.stderr().includes('ready') && (clearInterval(check), resolve()), 50);
-  })));
+  await allReady(runs);
   const killedAt = Date.now();
   runs[2]!.child.kill('SIGKILL');
   const codes = await Promise.all([0, 1, 3].map((i) => runs[i]!.exit));
@@ -110,9 +108,7 @@ t.test('a killed peer is reported by every other device within the timeout', asy
 
 t.test('a silent (stopped) peer is reported within the timeout', async (t) => {
   const { runs } = await startCluster(3, () => ['--mode', 'idle', '--peer-timeout-ms', '1500']);
-  await Promise.all(runs.map((r) => new Promise<void>((resolve) => {
-    const check = setInterval(() => r.stderr().includes('ready') && (clearInterval(check), resolve()), 50);
-  })));
+  await allReady(runs);
   const stoppedAt = Date.now();
   runs[1]!.child.kill('SIGSTOP');
   const codes = await Promise.all([0, 2].map((i) => runs[i]!.exit));
