@@ -1,5 +1,6 @@
 // edgefuse command-line entry point (bundled to dist/edge.js).
 import { UsageError } from './cli/usage-error.js';
+import { TRAIN_HELP, trainCommand } from './cli/train-command.js';
 import { verifyCommand } from './cli/verify-command.js';
 
 const HELP = `edgefuse: exact tile-parallel training of a CNN's front across small devices
@@ -19,6 +20,7 @@ async function main(argv: string[]): Promise<number> {
     return command === undefined ? 2 : 0;
   }
   if (command === 'verify') return verifyCommand(rest);
+  if (command.startsWith('--')) return trainCommand(argv);
   throw new UsageError(`unknown command "${command}"\n\n${HELP}`);
 }
 
@@ -29,7 +31,9 @@ main(process.argv.slice(2)).then(
       console.error(`edge: ${error.message}`);
       process.exit(2);
     }
-    console.error(error);
+    // Failures the runtime explains itself (a dead peer, diverged weights, a full disk) need no stack.
+    const known = ['PeerFailure', 'WeightsDivergedError'].includes((error as Error).name) || /^(could not write checkpoint|checkpoint )/.test((error as Error).message);
+    console.error(known ? `edge: ${(error as Error).message}` : error);
     process.exit(1);
   },
 );

@@ -15,16 +15,23 @@ export interface ReferenceGradients {
   readonly output: Float32Array;
 }
 
-/** Gradients of loss = sum(front(input) * outputWeights), the fixed random linear loss of `verify`. */
+/** A scalar loss of the front's output [batch, H, W, C]. */
+export type FrontLoss = (output: tf.Tensor4D) => tf.Scalar;
+
+/** loss = sum(output * weights): the fixed random linear loss of `verify`. */
+export function linearLoss(weights: Float32Array): FrontLoss {
+  return (output) => tf.sum(tf.mul(output, tf.tensor(weights, output.shape)));
+}
+
+/** Gradients of `loss(front(input))` with respect to the input and every parameter, by tf.grad. */
 export async function referenceGradients(
-  net: Network, params: FrontParams, input: Float32Array, outputWeights: Float32Array, batch: number,
+  net: Network, params: FrontParams, input: Float32Array, frontLoss: FrontLoss, batch: number,
 ): Promise<ReferenceGradients> {
   const maps = mapShapes(net);
   const last = maps[maps.length - 1]!;
   const regions = fusedRegions(net.layers, maps, 0, net.layers.length - 1, wholeMap(last.height, last.width));
   const constants = frontTensors(net, params);
   const inputTensor = tf.tensor4d(input, [batch, maps[0]!.height, maps[0]!.width, maps[0]!.channels]);
-  const weights = tf.tensor4d(outputWeights, [batch, last.height, last.width, last.channels]);
   // The differentiated arguments: input, then per conv layer filter, biases and (BN) scales.
   const args: tf.Tensor[] = [inputTensor];
   constants.forEach((c) => c && args.push(c.filter, c.biases, ...(c.bn ? [c.bn.scales] : [])));
@@ -38,7 +45,7 @@ export async function referenceGradients(
       return (bn ? { filter, biases, bn } : { filter, biases }) satisfies ConvTensors;
     });
     const { output } = forwardFused(net.layers, layerTensors, regions, xs[0] as tf.Tensor4D, true);
-    return tf.sum(tf.mul(output, weights));
+    return frontLoss(output);
   };
   const grads = tf.grads(loss)(args);
   const data = await Promise.all(grads.map(async (g) => (await g.data()) as Float32Array));
@@ -47,7 +54,7 @@ export async function referenceGradients(
     return run.output;
   });
   const outputData = (await output.data()) as Float32Array;
-  tf.dispose([...grads, inputTensor, weights, output]);
+  tf.dispose([...grads, inputTensor, output]);
   disposeLayerTensors(constants);
 
   let at = 1;

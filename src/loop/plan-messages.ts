@@ -7,6 +7,10 @@ import { type TilePlan, exchangeRegions } from '../tiles/plan.js';
 import { formatRegion, intersectRegions, isEmptyRegion, regionHeight, regionWidth } from '../tiles/region.js';
 
 export const weightBucket = (step: number, layer: number): string => `${step}/dW/${layer}`;
+export const lossBucket = (step: number): string => `${step}/loss`;
+export const checksumBucket = (step: number): string => `${step}/checksum`;
+/** Floats per device in a checksum reduction (16-bit pieces of the hash). */
+export const CHECKSUM_PIECES = 3;
 
 /** Floats of one layer's reduction bucket: filter, biases and BN scales. */
 export function weightBucketLength(plan: TilePlan, layer: number): number | null {
@@ -54,9 +58,12 @@ export function planValidator(plan: TilePlan): MessageValidator {
       return null;
     },
     reduce(r: ReduceFields, floats: number): string | null {
-      const match = /^(\d+)\/dW\/(\d+)$/.exec(r.bucket);
+      let length: number | null;
+      const match = /^(\d+)\/(dW\/(\d+)|loss|checksum)$/.exec(r.bucket);
       if (!match) return `unknown reduction bucket "${r.bucket.slice(0, 40)}"`;
-      const length = weightBucketLength(plan, Number(match[2]));
+      if (match[2] === 'loss') length = 1;
+      else if (match[2] === 'checksum') length = plan.devices * CHECKSUM_PIECES;
+      else length = weightBucketLength(plan, Number(match[3]));
       if (length === null) return `reduction bucket "${r.bucket}" names a layer without weights`;
       if (r.offset + floats > length || floats === 0) return `reduce chunk [${r.offset}, ${r.offset + floats}) outside bucket "${r.bucket}" of ${length} floats`;
       return null;

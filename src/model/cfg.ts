@@ -91,6 +91,18 @@ class SectionReader {
     return value;
   }
 
+  /** A comma-separated list of numbers (Darknet's steps=, scales=). */
+  list(key: string): number[] {
+    const entry = this.section.options.get(key);
+    this.used.add(key);
+    if (!entry) return [];
+    return entry.value.split(',').map((part) => {
+      const value = Number(part.trim());
+      if (part.trim() === '' || !Number.isFinite(value)) throw new CfgError(this.file, entry.line, `"${key}" must be comma-separated numbers, got "${entry.value}"`);
+      return value;
+    });
+  }
+
   has(key: string): boolean {
     return this.section.options.has(key);
   }
@@ -107,8 +119,8 @@ class SectionReader {
 
 // Keys Darknet uses for training schedule or augmentation, accepted and not used by the front.
 const NET_IGNORABLE = [
-  'subdivisions', 'angle', 'saturation', 'exposure', 'hue', 'burn_in', 'max_batches', 'policy', 'steps',
-  'scales', 'power', 'gamma', 'step', 'jitter', 'random', 'min_crop', 'max_crop', 'aspect', 'inputs',
+  'subdivisions', 'angle', 'saturation', 'exposure', 'hue', 'gamma', 'step', 'jitter', 'random',
+  'min_crop', 'max_crop', 'aspect', 'inputs',
 ];
 
 function parseConv(reader: SectionReader): FrontLayer {
@@ -148,7 +160,19 @@ export function parseCfg(text: string, file = '<cfg>', name = file): ParsedCfg {
     learningRate: netReader.float('learning_rate', 0.001),
     momentum: netReader.float('momentum', 0.9),
     decay: netReader.float('decay', 0.0001),
+    schedule: {
+      policy: netReader.choice('policy', ['constant', 'steps', 'poly'] as const, 'constant'),
+      steps: netReader.list('steps'),
+      scales: netReader.list('scales'),
+      power: netReader.float('power', 4),
+      maxBatches: netReader.int('max_batches', 0, 0),
+      burnIn: netReader.int('burn_in', 0, 0),
+    },
   };
+  if (hyper.schedule.steps.length !== hyper.schedule.scales.length) {
+    throw new CfgError(file, net.line, `[net] has ${hyper.schedule.steps.length} steps but ${hyper.schedule.scales.length} scales`);
+  }
+  if (hyper.schedule.policy === 'poly' && hyper.schedule.maxBatches === 0) throw new CfgError(file, net.line, '[net] policy=poly needs max_batches');
   netReader.rejectUnknown(NET_IGNORABLE);
 
   const layers: FrontLayer[] = [];

@@ -32,12 +32,27 @@ export interface MapShape {
   readonly channels: number;
 }
 
+export interface LearningRatePolicy {
+  readonly policy: 'constant' | 'steps' | 'poly';
+  /** For `steps`: at each of these batch numbers the rate is multiplied by the matching scale. */
+  readonly steps: readonly number[];
+  readonly scales: readonly number[];
+  /** For `poly` (and burn-in): the exponent. */
+  readonly power: number;
+  readonly maxBatches: number;
+  /** Batches over which the rate ramps up as (batch / burnIn)^power; 0 disables. */
+  readonly burnIn: number;
+}
+
 export interface NetHyper {
   readonly batch: number;
   readonly learningRate: number;
   readonly momentum: number;
   readonly decay: number;
+  readonly schedule: LearningRatePolicy;
 }
+
+export const CONSTANT_SCHEDULE: LearningRatePolicy = { policy: 'constant', steps: [], scales: [], power: 4, maxBatches: 0, burnIn: 0 };
 
 export interface Network {
   readonly name: string;

@@ -3,7 +3,7 @@
 import { runDeviceStep } from '../loop/device-step.js';
 import { type Network, mapShapes } from '../model/layers.js';
 import { disposeLayerTensors, frontTensors } from '../fused/layer-ops.js';
-import { referenceGradients } from '../fused/reference.js';
+import { linearLoss, referenceGradients } from '../fused/reference.js';
 import type { Exchange } from '../peers/exchange.js';
 import { createInMemoryCluster } from '../peers/in-memory.js';
 import type { Grid } from '../tiles/grid.js';
@@ -77,7 +77,7 @@ export async function verify(request: VerifyRequest): Promise<VerifyReport> {
   const { params, input, outputWeights, inputLayout, stepInputs } = verifyData(net, batch, seed);
 
   let started = performance.now();
-  const reference = await referenceGradients(net, params, input, outputWeights, batch);
+  const reference = await referenceGradients(net, params, input, linearLoss(outputWeights), batch);
   const referenceSeconds = (performance.now() - started) / 1000;
 
   started = performance.now();

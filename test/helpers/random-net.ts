@@ -1,5 +1,5 @@
 // Random small networks, grids and groupings for property tests, from a seeded generator.
-import { type FrontLayer, type Network, convLayer, mapShapes, maxpoolLayer } from '../../src/model/layers.js';
+import { CONSTANT_SCHEDULE, type FrontLayer, type Network, convLayer, mapShapes, maxpoolLayer } from '../../src/model/layers.js';
 import { seededRandom } from '../../src/model/weights.js';
 import type { Grid } from '../../src/tiles/grid.js';
 import { type LayerGroup, parseGrouping } from '../../src/tiles/groups.js';
@@ -58,7 +58,7 @@ export function randomConfig(seed: number): RandomConfig {
       name: `random-${seed}`,
       input: { height, width, channels: between(random, 1, 4) },
       layers,
-      hyper: { batch: 1, learningRate: 0.01, momentum: 0.9, decay: 0.0005 },
+      hyper: { batch: 1, learningRate: 0.01, momentum: 0.9, decay: 0.0005, schedule: CONSTANT_SCHEDULE },
     };
     let maps;
     try {

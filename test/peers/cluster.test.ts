@@ -3,7 +3,7 @@
 // wrong secrets, different plans and killed peers are reported clearly.
 import t from 'tap';
 import { initBackend } from '../../src/fused/backend.js';
-import { referenceGradients } from '../../src/fused/reference.js';
+import { linearLoss, referenceGradients } from '../../src/fused/reference.js';
 import { presetCfg } from '../../src/model/presets.js';
 import { fillUniform, seededRandom } from '../../src/model/weights.js';
 import { copySubRegion } from '../../src/tiles/layout.js';
@@ -35,7 +35,7 @@ for (const c of cases) {
     t.same(codes, runs.map(() => 0), runs.map((r) => r.stderr()).join('\n'));
     const results = runs.map((r) => r.result()!);
     const data = verifyData(net, c.batch, 7);
-    const reference = await referenceGradients(net, data.params, data.input, data.outputWeights, c.batch);
+    const reference = await referenceGradients(net, data.params, data.input, linearLoss(data.outputWeights), c.batch);
     const groups = parseGrouping(c.forward, net.layers.length);
     const plan = buildTilePlan({ net, grid: parseGrid(c.grid), devices: c.devices, batch: c.batch, forwardGroups: groups, backwardGroups: parseGrouping(c.backward, net.layers.length) });
     reference.weightGradients.forEach((ref, l) => {

@@ -1,0 +1,236 @@
+// `edge --peers host:port,...`: one device of a training cluster. Every device runs the same command
+// (with its own --rank, or inferred), builds the same plan, proves the same plan hash, and trains.
+import { networkInterfaces } from 'node:os';
+import { parseArgs } from 'node:util';
+import { readFileSync } from 'node:fs';
+import * as tf from '@tensorflow/tfjs';
+import { type BackendName, initBackend, parseBackend } from '../fused/backend.js';
+import { planHash, planValidator } from '../loop/plan-messages.js';
+import { train } from '../loop/trainer.js';
+import { estimateDeviceMemory, formatBytes, formatEstimate, parseByteSize } from '../memory/estimate.js';
+import { type DeviceStatus, serveTelemetry } from '../metrics/telemetry.js';
+import type { Network } from '../model/layers.js';
+import { loadModel } from '../model/load.js';
+import { withInputSize } from '../model/presets.js';
+import { type FrontParams, decodeWeights, randomParams } from '../model/weights.js';
+import { createInMemoryCluster } from '../peers/in-memory.js';
+import { parsePeers } from '../peers/peer-list.js';
+import { type PeerAddress, PeerNode } from '../peers/peer-node.js';
+import { parseGrid } from '../tiles/grid.js';
+import { formatGrouping, parseGrouping } from '../tiles/groups.js';
+import { buildTilePlan, tilesOfDevice } from '../tiles/plan.js';
+import { loadCheckpoint } from '../train/checkpoint.js';
+import { newOptimizerState } from '../train/optimizer.js';
+import { UsageError, asUsage, parsePositiveInt, parseSize } from './usage-error.js';
+
+export const TRAIN_HELP = `Usage: edge --peers host:port[,host:port...] [options]
+
+Runs one device of a training cluster. Start the same command on every device (one per board);
+devices find each other through --peers (in rank order), authenticate with the shared secret, and
+check that they all built the same plan.
+
+Cluster
+  --peers LIST             host:port of every device, in rank order                [required]
+  --rank I                 this device's index in --peers       [inferred from local addresses]
+  --secret S               shared cluster secret (or EDGE_SECRET)        [required for 2+ devices]
+  --listen HOST            address to listen on                                       [0.0.0.0]
+  --metrics-port P         serve GET /metrics and /status on this port (0: off)  [peer port + 1000]
+  --peer-timeout S         seconds of silence before a peer is declared dead                 [5]
+Model and plan
+  --model M                Darknet .cfg file or preset (yolov2-front, tiny)       [yolov2-front]
+  --input HxW              input size (the front is fully convolutional)            [from cfg]
+  --front N                tile-partition only the first N layers          [every front layer]
+  --weights FILE           initial Darknet .weights                      [seeded random init]
+  --grid RxC               tile grid over the front's output          [near-square, >= devices]
+  --forward-groups S       each | all | start layers such as 0,8,10,12,14                [each]
+  --backward-groups S      same syntax                                [the forward grouping]
+  --memory-limit SIZE      refuse plans whose predicted per-device peak exceeds this        [1G]
+  --backend B              tensorflow | wasm | cpu                          [best available]
+Training
+  --steps N                optimizer steps                                                 [10]
+  --batch N                images per step                                         [cfg batch]
+  --learning-rate X, --momentum X, --decay X                                         [from cfg]
+  --data synthetic         seeded random images and targets (the only source so far) [synthetic]
+  --seed N                 seed of weights and data                                         [1]
+  --checksum-every N       compare weight checksums across devices every N steps           [5]
+  --checkpoint DIR         write checkpoints (Darknet .weights + optimizer state) here
+  --checkpoint-every N     steps between checkpoints                          [10 with --checkpoint]
+  --resume                 continue from the latest checkpoint in --checkpoint
+  --help                   this text
+
+The model trains its front against a seeded random target with a squared-error loss (the front-only
+setting of the reference measurements); tail layers after the front are not run yet.`;
+
+/** The index of the single --peers entry that is an address of this machine. */
+function inferRank(peers: readonly PeerAddress[]): number {
+  const local = new Set(['localhost', ...Object.values(networkInterfaces()).flatMap((list) => (list ?? []).map((i) => i.address))]);
+  const mine = peers.flatMap((p, i) => (local.has(p.host) ? [i] : []));
+  if (mine.length === 1) return mine[0]!;
+  if (mine.length === 0) throw new UsageError(`none of --peers (${peers.map((p) => `${p.host}:${p.port}`).join(', ')}) is an address of this machine: pass --rank`);
+  throw new UsageError(`several --peers entries are addresses of this machine (ranks ${mine.join(', ')}): pass --rank`);
+}
+
+function defaultGrid(devices: number): string {
+  const rows = Math.max(1, Math.floor(Math.sqrt(devices)));
+  return `${rows}x${Math.ceil(devices / rows)}`;
+}
+
+export async function trainCommand(argv: string[]): Promise<number> {
+  const { values } = asUsage(() =>
+    parseArgs({
+      args: argv,
+      options: {
+        peers: { type: 'string' }, rank: { type: 'string' }, secret: { type: 'string' }, listen: { type: 'string' },
+        'metrics-port': { type: 'string' }, 'peer-timeout': { type: 'string' },
+        model: { type: 'string' }, input: { type: 'string' }, front: { type: 'string' }, weights: { type: 'string' },
+        grid: { type: 'string' }, 'forward-groups': { type: 'string' }, 'backward-groups': { type: 'string' },
+        'memory-limit': { type: 'string' }, backend: { type: 'string' },
+        steps: { type: 'string' }, batch: { type: 'string' }, 'learning-rate': { type: 'string' }, momentum: { type: 'string' }, decay: { type: 'string' },
+        data: { type: 'string' }, seed: { type: 'string' }, 'checksum-every': { type: 'string' },
+        checkpoint: { type: 'string' }, 'checkpoint-every': { type: 'string' }, resume: { type: 'boolean' }, help: { type: 'boolean' },
+      },
+      strict: true,
+    }),
+  );
+  if (values.help) {
+    console.log(TRAIN_HELP);
+    return 0;
+  }
+  if (!values.peers) throw new UsageError(`--peers is required\n\n${TRAIN_HELP}`);
+  const setup = asUsage(() => {
+    const peers = parsePeers(values.peers!);
+    const rank = values.rank !== undefined ? Number(values.rank) : inferRank(peers);
+    if (!Number.isInteger(rank) || rank < 0 || rank >= peers.length) throw new UsageError(`--rank must be 0..${peers.length - 1}, got "${values.rank}"`);
+    const secret = values.secret ?? process.env.EDGE_SECRET ?? '';
+    if (peers.length > 1 && secret === '') throw new UsageError('a cluster of 2 or more devices needs --secret or EDGE_SECRET (the same on every device)');
+    if ((values.data ?? 'synthetic') !== 'synthetic') throw new UsageError(`--data must be "synthetic" for now, got "${values.data}"`);
+    const parsed = loadModel(values.model ?? 'yolov2-front');
+    let net: Network = parsed.network;
+    if (values.front !== undefined) {
+      const front = parsePositiveInt('--front', values.front, net.layers.length);
+      if (front > net.layers.length) throw new UsageError(`--front ${front}: the model has ${net.layers.length} leading conv/maxpool layers`);
+      net = { ...net, layers: net.layers.slice(0, front) };
+    }
+    if (values.input) {
+      const size = parseSize('--input', values.input);
+      net = withInputSize(net, size.height, size.width);
+    }
+    const number = (flag: string, text: string | undefined, fallback: number) => {
+      if (text === undefined) return fallback;
+      const v = Number(text);
+      if (!Number.isFinite(v) || v < 0) throw new UsageError(`${flag} must be a non-negative number, got "${text}"`);
+      return v;
+    };
+    const batch = parsePositiveInt('--batch', values.batch, net.hyper.batch);
+    net = {
+      ...net,
+      hyper: {
+        ...net.hyper,
+        batch,
+        learningRate: number('--learning-rate', values['learning-rate'], net.hyper.learningRate),
+        momentum: number('--momentum', values.momentum, net.hyper.momentum),
+        decay: number('--decay', values.decay, net.hyper.decay),
+      },
+    };
+    const forwardText = values['forward-groups'] ?? 'each';
+    const plan = buildTilePlan({
+      net, grid: parseGrid(values.grid ?? defaultGrid(peers.length)), devices: peers.length, batch,
+      forwardGroups: parseGrouping(forwardText, net.layers.length),
+      backwardGroups: parseGrouping(values['backward-groups'] ?? forwardText, net.layers.length),
+    });
+    if (values.resume && !values.checkpoint) throw new UsageError('--resume needs --checkpoint DIR');
+    const me = peers[rank]!;
+    return {
+      peers, rank, secret, plan, net,
+      steps: parsePositiveInt('--steps', values.steps, 10),
+      seed: parsePositiveInt('--seed', values.seed, 1),
+      memoryLimit: parseByteSize(values['memory-limit'] ?? '1G'),
+      metricsPort: values['metrics-port'] !== undefined ? Number(values['metrics-port']) : me.port + 1000,
+      peerTimeoutMs: number('--peer-timeout', values['peer-timeout'], 5) * 1000,
+      checksumEvery: values['checksum-every'] === undefined ? 5 : Number(values['checksum-every']),
+      checkpointEvery: parsePositiveInt('--checkpoint-every', values['checkpoint-every'], 10),
+      backend: values.backend ? parseBackend(values.backend) as BackendName : undefined,
+    };
+  });
+  const { plan, rank, net } = setup;
+  const log = (line: string) => console.error(`[rank ${rank}] ${line}`);
+  const hash = planHash(plan);
+
+  // Refuse a plan that cannot fit before touching the network or allocating anything large.
+  const runtimeBytes = process.memoryUsage().rss;
+  const estimate = estimateDeviceMemory(plan, rank, runtimeBytes);
+  log(`plan ${hash}: ${net.name} ${net.input.height}x${net.input.width}, grid ${plan.grid.rows}x${plan.grid.cols}, tiles ${tilesOfDevice(plan, rank).join(',')} of ${plan.tiles}, forward ${formatGrouping(plan.forwardGroups)}, backward ${formatGrouping(plan.backwardGroups)}, batch ${plan.batch}`);
+  log(`predicted peak memory of this device:\n${formatEstimate(estimate, setup.memoryLimit)}`);
+  if (estimate.totalBytes > setup.memoryLimit) {
+    throw new UsageError(`the plan needs about ${formatBytes(estimate.totalBytes)} on device ${rank}, over --memory-limit ${formatBytes(setup.memoryLimit)}: use more devices, a finer grid, a smaller --batch or --input, or other groupings`);
+  }
+
+  const backend = await initBackend(setup.backend);
+  for (const note of backend.notes) log(`note: ${note}`);
+  log(`backend: ${backend.name}`);
+
+  const status: DeviceStatus = {
+    rank, devices: plan.devices, backend: backend.name,
+    plan: {
+      model: net.name, input: `${net.input.height}x${net.input.width}`, grid: `${plan.grid.rows}x${plan.grid.cols}`,
+      forwardGroups: formatGrouping(plan.forwardGroups), backwardGroups: formatGrouping(plan.backwardGroups), batch: plan.batch,
+      tiles: tilesOfDevice(plan, rank), hash, predictedPeakBytes: estimate.totalBytes,
+    },
+    step: 0, stepsTotal: setup.steps, loss: null, learningRate: null, lastStepSeconds: null, state: 'starting', error: null,
+  };
+
+  let params: FrontParams;
+  if (values.weights) {
+    params = asUsage(() => decodeWeights(net, new Uint8Array(readFileSync(values.weights!)), values.weights!).params);
+  } else params = randomParams(net, setup.seed);
+  const state = newOptimizerState(params);
+  let firstStep = 0;
+  if (values.resume) {
+    const loaded = asUsage(() => loadCheckpoint(values.checkpoint!, net, state, hash));
+    if (!loaded) log(`no checkpoint in ${values.checkpoint} yet: starting at step 0`);
+    else {
+      params = loaded.params;
+      firstStep = loaded.meta.step;
+      log(`resumed from ${values.checkpoint} at step ${firstStep}`);
+    }
+  }
+  const stepsLeft = Math.max(0, setup.steps - firstStep);
+
+  let node: PeerNode | null = null;
+  const wasm = backend.name === 'wasm' ? (tf.backend() as unknown as { wasm: { HEAPU8: Uint8Array } }) : null;
+  const telemetry = setup.metricsPort > 0
+    ? await serveTelemetry(values.listen ?? '0.0.0.0', setup.metricsPort, { status, get counters() { return node?.counters ?? null; }, wasmHeapBytes: () => wasm?.wasm.HEAPU8.length ?? null })
+    : null;
+  if (telemetry) log(`telemetry on http://${values.listen ?? '0.0.0.0'}:${telemetry.port}/metrics and /status`);
+  try {
+    const exchange = plan.devices === 1
+      ? createInMemoryCluster(1, plan.tileDevice)[0]!
+      : (node = await PeerNode.start({
+          rank, peers: setup.peers, secret: setup.secret, planHash: hash, validator: planValidator(plan), tileDevice: plan.tileDevice,
+          listenHost: values.listen ?? '0.0.0.0', peerTimeoutMs: setup.peerTimeoutMs, log: (line) => console.error(line),
+        }));
+    if (node) log(`connected to ${plan.devices - 1} peers`);
+    status.state = 'training';
+    await train({
+      plan, exchange, params, state, firstStep, steps: stepsLeft, seed: setup.seed, checksumEvery: setup.checksumEvery,
+      ...(values.checkpoint ? { checkpoint: { dir: values.checkpoint, every: setup.checkpointEvery } } : {}),
+      onStep: (r) => {
+        Object.assign(status, { step: r.step, loss: r.loss, learningRate: r.learningRate, lastStepSeconds: r.seconds });
+        log(`step ${r.step}/${setup.steps} loss ${r.loss.toFixed(5)} lr ${r.learningRate.toExponential(2)} ${r.seconds.toFixed(2)} s  rss ${formatBytes(process.memoryUsage().rss)}`);
+      },
+      onCheckpoint: (step, dir) => log(`checkpoint of step ${step} in ${dir}`),
+    });
+    status.state = 'done';
+    log(`done: ${setup.steps} steps; peak RSS ${formatBytes(process.resourceUsage().maxRSS * 1024)} (predicted ${formatBytes(estimate.totalBytes)})`);
+    if (node) await node.barrier(1 << 30);
+    return 0;
+  } catch (error) {
+    status.state = 'failed';
+    status.error = (error as Error).message;
+    if (node && !node.failed) node.abort(`rank ${rank} stopped: ${(error as Error).message}`);
+    throw error;
+  } finally {
+    node?.close();
+    telemetry?.close();
+  }
+}

@@ -1,0 +1,119 @@
+// The training loop of one device: data, the front's step over the exchange, the loss, the
+// optimizer, weight checksums across devices and checkpoints. Every device runs the same loop on the
+// same summed gradients, so their weights stay identical (and are checked to be).
+import { createHash } from 'node:crypto';
+import { disposeLayerTensors, frontTensors } from '../fused/layer-ops.js';
+import type { FrontParams } from '../model/weights.js';
+import type { Exchange } from '../peers/exchange.js';
+import { type RegionLayout, extractSubRegion } from '../tiles/layout.js';
+import type { TilePlan } from '../tiles/plan.js';
+import { wholeMap } from '../tiles/region.js';
+import { saveCheckpoint } from '../train/checkpoint.js';
+import { type OptimizerState, applyUpdate } from '../train/optimizer.js';
+import { syntheticImages, syntheticTarget } from '../train/synthetic.js';
+import { runDeviceStep } from './device-step.js';
+import { CHECKSUM_PIECES, checksumBucket, lossBucket, planHash } from './plan-messages.js';
+
+export interface StepReport {
+  readonly step: number;
+  readonly loss: number;
+  readonly learningRate: number;
+  readonly seconds: number;
+}
+
+export interface TrainerOptions {
+  readonly plan: TilePlan;
+  readonly exchange: Exchange;
+  /** Updated in place. */
+  readonly params: FrontParams;
+  readonly state: OptimizerState;
+  readonly firstStep: number;
+  readonly steps: number;
+  readonly seed: number;
+  readonly checksumEvery: number;
+  readonly checkpoint?: { readonly dir: string; readonly every: number };
+  readonly onStep?: (report: StepReport) => void;
+  readonly onCheckpoint?: (step: number, dir: string) => void;
+}
+
+export class WeightsDivergedError extends Error {
+  override name = 'WeightsDivergedError';
+}
+
+/** A hash of every parameter's bytes. */
+export function weightsChecksum(params: FrontParams): string {
+  const hash = createHash('sha256');
+  for (const p of params) {
+    if (!p) continue;
+    for (const a of [p.filter, p.biases, ...(p.bn ? [p.bn.scales, p.bn.mean, p.bn.variance] : [])]) hash.update(new Uint8Array(a.buffer, a.byteOffset, a.byteLength));
+  }
+  return hash.digest('hex').slice(0, 12);
+}
+
+/** Every device's checksum reaches every device: each fills its own slots (16-bit pieces, exact in float). */
+async function compareChecksums(exchange: Exchange, params: FrontParams, step: number): Promise<void> {
+  const mine = weightsChecksum(params);
+  const pieces = CHECKSUM_PIECES;
+  const slots = new Float32Array(exchange.size * pieces);
+  for (let k = 0; k < pieces; k++) slots[exchange.rank * pieces + k] = parseInt(mine.slice(k * 4, k * 4 + 4), 16);
+  await exchange.allReduceSum(checksumBucket(step), slots);
+  const all = Array.from({ length: exchange.size }, (_, r) =>
+    Array.from({ length: pieces }, (_, k) => slots[r * pieces + k]!.toString(16).padStart(4, '0')).join(''));
+  const differing = all.flatMap((c, r) => (c !== mine ? [r] : []));
+  if (differing.length > 0) {
+    throw new WeightsDivergedError(`after step ${step} the weights differ between devices: ${all.map((c, r) => `rank ${r} ${c}`).join(', ')}`);
+  }
+}
+
+/** 0.5 * sum((output - target)^2) over the core, and its gradient (output - target). */
+function squaredError(output: Float32Array, target: Float32Array): { loss: number; gradient: Float32Array } {
+  const gradient = new Float32Array(output.length);
+  let loss = 0;
+  for (let i = 0; i < output.length; i++) {
+    const d = output[i]! - target[i]!;
+    gradient[i] = d;
+    loss += 0.5 * d * d;
+  }
+  return { loss, gradient };
+}
+
+export async function train(options: TrainerOptions): Promise<void> {
+  const { plan, exchange, params, state } = options;
+  const { net, batch } = plan;
+  const inputMap = plan.maps[0]!;
+  const outputMap = plan.maps[plan.maps.length - 1]!;
+  const inputLayout: RegionLayout = { region: wholeMap(inputMap.height, inputMap.width), batch, channels: inputMap.channels };
+  const outputLayout: RegionLayout = { region: wholeMap(outputMap.height, outputMap.width), batch, channels: outputMap.channels };
+  const hash = planHash(plan);
+  const target = syntheticTarget(net, batch, options.seed);
+  for (let step = options.firstStep; step < options.firstStep + options.steps; step++) {
+    const started = performance.now();
+    const images = syntheticImages(net, batch, options.seed, step);
+    let localLoss = 0;
+    const tensors = frontTensors(net, params);
+    let gradients;
+    try {
+      const result = await runDeviceStep(plan, tensors, exchange, {
+        input: (_tile, region) => extractSubRegion(images, inputLayout, region),
+        outputGradient: async (_tile, core, output) => {
+          const { loss, gradient } = squaredError(output, extractSubRegion(target, outputLayout, core));
+          localLoss += loss;
+          return gradient;
+        },
+      }, { step, wantInputGradient: false });
+      gradients = result.weightGradients;
+    } finally {
+      disposeLayerTensors(tensors);
+    }
+    const loss = new Float32Array([localLoss]);
+    await exchange.allReduceSum(lossBucket(step), loss);
+    const rate = applyUpdate(params, state, gradients, net.hyper, step);
+    const done = step + 1;
+    if (options.checksumEvery > 0 && done % options.checksumEvery === 0) await compareChecksums(exchange, params, step);
+    if (options.checkpoint && options.checkpoint.every > 0 && done % options.checkpoint.every === 0) {
+      saveCheckpoint(options.checkpoint.dir, net, params, state, done, hash, batch);
+      options.onCheckpoint?.(done, options.checkpoint.dir);
+    }
+    options.onStep?.({ step: done, loss: loss[0]! / batch, learningRate: rate, seconds: (performance.now() - started) / 1000 });
+  }
+}

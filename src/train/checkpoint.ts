@@ -1,0 +1,112 @@
+// Checkpoints: Darknet .weights plus the optimizer's momentum buffers and the step counter. Every file
+// is written to a temporary name, fsynced and renamed, and `latest.json` is switched last, so a crash
+// or a full disk never leaves a truncated checkpoint as the latest one.
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Network } from '../model/layers.js';
+import { type FrontParams, decodeWeights, encodeWeights } from '../model/weights.js';
+import type { OptimizerState } from './optimizer.js';
+
+export interface CheckpointMeta {
+  /** Steps completed: training resumes at this step. */
+  readonly step: number;
+  readonly planHash: string;
+  readonly weightsFile: string;
+  readonly stateFile: string;
+}
+
+function writeAtomically(path: string, bytes: Uint8Array): void {
+  const temporary = `${path}.tmp-${process.pid}`;
+  try {
+    const fd = openSync(temporary, 'w');
+    try {
+      let written = 0;
+      while (written < bytes.length) written += writeSync(fd, bytes, written, bytes.length - written);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(temporary, path);
+  } catch (error) {
+    rmSync(temporary, { force: true });
+    throw new Error(`could not write checkpoint file ${path}: ${(error as Error).message}`);
+  }
+}
+
+function syncDirectory(dir: string): void {
+  const fd = openSync(dir, 'r');
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Momentum buffers in parameter order (biases, scales, filter per conv layer), little-endian floats. */
+function encodeState(state: OptimizerState): Uint8Array {
+  const parts = state.updates.flatMap((u) => (u ? [u.biases, ...(u.scales ? [u.scales] : []), u.filter] : []));
+  const out = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return new Uint8Array(out.buffer);
+}
+
+function decodeState(bytes: Uint8Array, into: OptimizerState, file: string): void {
+  const floats = new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength));
+  let at = 0;
+  for (const u of into.updates) {
+    if (!u) continue;
+    for (const p of [u.biases, ...(u.scales ? [u.scales] : []), u.filter]) {
+      if (at + p.length > floats.length) throw new Error(`${file} holds ${floats.length} floats, fewer than this model's optimizer state`);
+      p.set(floats.subarray(at, at + p.length));
+      at += p.length;
+    }
+  }
+  if (at !== floats.length) throw new Error(`${file} holds ${floats.length} floats, this model's optimizer state has ${at}`);
+}
+
+export function saveCheckpoint(dir: string, net: Network, params: FrontParams, state: OptimizerState, step: number, planHash: string, batch: number): CheckpointMeta {
+  mkdirSync(dir, { recursive: true });
+  const meta: CheckpointMeta = { step, planHash, weightsFile: `step-${step}.weights`, stateFile: `step-${step}.state` };
+  writeAtomically(join(dir, meta.weightsFile), encodeWeights(net, params, step * batch));
+  writeAtomically(join(dir, meta.stateFile), encodeState(state));
+  syncDirectory(dir);
+  const previous = readLatest(dir);
+  writeAtomically(join(dir, 'latest.json'), new TextEncoder().encode(JSON.stringify(meta)));
+  syncDirectory(dir);
+  // Keep the previous checkpoint as well: one older good copy costs little.
+  if (previous && previous.step !== step) {
+    const older = readOlder(dir);
+    if (older && older.step !== previous.step) {
+      rmSync(join(dir, older.weightsFile), { force: true });
+      rmSync(join(dir, older.stateFile), { force: true });
+    }
+    writeAtomically(join(dir, 'previous.json'), new TextEncoder().encode(JSON.stringify(previous)));
+  }
+  return meta;
+}
+
+function readJson(path: string): CheckpointMeta | null {
+  if (!existsSync(path)) return null;
+  return JSON.parse(readFileSync(path, 'utf8')) as CheckpointMeta;
+}
+
+export const readLatest = (dir: string): CheckpointMeta | null => readJson(join(dir, 'latest.json'));
+const readOlder = (dir: string): CheckpointMeta | null => readJson(join(dir, 'previous.json'));
+
+/** Loads the latest checkpoint into `params` and `state`; returns its metadata, or null when there is none. */
+export function loadCheckpoint(dir: string, net: Network, state: OptimizerState, planHash: string): { meta: CheckpointMeta; params: FrontParams } | null {
+  const meta = readLatest(dir);
+  if (!meta) return null;
+  if (meta.planHash !== planHash) {
+    throw new Error(`checkpoint ${join(dir, 'latest.json')} was written for plan ${meta.planHash}, this run's plan is ${planHash}: resume with the same model and plan flags`);
+  }
+  const weightsPath = join(dir, meta.weightsFile);
+  const { params } = decodeWeights(net, new Uint8Array(readFileSync(weightsPath)), weightsPath);
+  const statePath = join(dir, meta.stateFile);
+  decodeState(new Uint8Array(readFileSync(statePath)), state, statePath);
+  return { meta, params };
+}

@@ -1,0 +1,18 @@
+// `--data synthetic`: seeded random images and, for a front-only model, a seeded random target for
+// the front's output. Step k's images depend only on (seed, k), so a resumed run sees the same data.
+import { type Network, mapShapes } from '../model/layers.js';
+import { fillUniform, seededRandom } from '../model/weights.js';
+
+const mix = (seed: number, step: number, stream: number) => (Math.imul(seed, 0x9e3779b1) ^ Math.imul(step + 1, 0x85ebca6b) ^ Math.imul(stream, 0xc2b2ae35)) >>> 0;
+
+export function syntheticImages(net: Network, batch: number, seed: number, step: number): Float32Array {
+  const m = net.input;
+  return fillUniform(new Float32Array(batch * m.height * m.width * m.channels), seededRandom(mix(seed, step, 1)), 0, 1);
+}
+
+/** One fixed target per seed (the same every step), so the squared error can fall as training runs. */
+export function syntheticTarget(net: Network, batch: number, seed: number): Float32Array {
+  const maps = mapShapes(net);
+  const m = maps[maps.length - 1]!;
+  return fillUniform(new Float32Array(batch * m.height * m.width * m.channels), seededRandom(mix(seed, 0, 2)), -0.5, 0.5);
+}
