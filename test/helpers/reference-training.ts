@@ -1,0 +1,40 @@
+// Single-process unpartitioned training under tf.grad, the ground truth for distributed training:
+// the same synthetic data, loss and Darknet SGD as the runtime, with gradients from autodiff.
+import * as tf from '@tensorflow/tfjs';
+import { referenceGradients } from '../../src/fused/reference.js';
+import type { Network } from '../../src/model/layers.js';
+import type { FrontParams } from '../../src/model/weights.js';
+import { applyUpdate, newOptimizerState } from '../../src/train/optimizer.js';
+import { syntheticImages, syntheticTarget } from '../../src/train/synthetic.js';
+
+export async function referenceTraining(net: Network, params: FrontParams, steps: number, seed: number): Promise<FrontParams> {
+  const state = newOptimizerState(params);
+  const batch = net.hyper.batch;
+  const target = syntheticTarget(net, batch, seed);
+  for (let step = 0; step < steps; step++) {
+    const images = syntheticImages(net, batch, seed, step);
+    const loss = (output: tf.Tensor4D) => tf.mul(0.5, tf.sum(tf.square(tf.sub(output, tf.tensor(target, output.shape))))) as tf.Scalar;
+    const { weightGradients } = await referenceGradients(net, params, images, loss, batch);
+    applyUpdate(params, state, weightGradients, net.hyper, step);
+  }
+  return params;
+}
+
+/** Largest relative difference over all parameters (relative to each tensor's largest magnitude). */
+export function paramsRelativeError(a: FrontParams, b: FrontParams): number {
+  let worst = 0;
+  a.forEach((p, l) => {
+    const q = b[l];
+    if (!p || !q) return;
+    for (const [x, y] of [[p.filter, q.filter], [p.biases, q.biases], ...(p.bn && q.bn ? [[p.bn.scales, q.bn.scales]] : [])] as [Float32Array, Float32Array][]) {
+      let diff = 0;
+      let scale = 0;
+      for (let i = 0; i < x.length; i++) {
+        diff = Math.max(diff, Math.abs(x[i]! - y[i]!));
+        scale = Math.max(scale, Math.abs(y[i]!));
+      }
+      worst = Math.max(worst, scale === 0 ? diff : diff / scale);
+    }
+  });
+  return worst;
+}
