@@ -5,12 +5,12 @@ import { verifyCommand } from './cli/verify-command.js';
 
 const HELP = `edgefuse: exact tile-parallel training of a CNN's front across small devices
 
-Usage: edge <command> [options]
+${TRAIN_HELP}
 
-Commands:
-  verify    check that tiled training equals unpartitioned tf.grad (see: edge verify --help)
+Other commands:
+  edge verify ...    check that tiled training equals unpartitioned tf.grad (edge verify --help)
 
-Not built yet: the multi-device training runtime (edge --peers ...), plan, profile, detect.
+Not built yet: plan, profile, detect.
 `;
 
 async function main(argv: string[]): Promise<number> {
