@@ -65,14 +65,19 @@ async function compareChecksums(exchange: Exchange, params: FrontParams, step: n
   }
 }
 
-/** 0.5 * sum((output - target)^2) over the core, and its gradient (output - target). */
-function squaredError(output: Float32Array, target: Float32Array): { loss: number; gradient: Float32Array } {
+/**
+ * The front-only loss over a core: 0.5 * sum((output - target)^2) / outputsPerImage, and its
+ * gradient. Dividing by the outputs of one image keeps the gradient's scale independent of the
+ * input size (a plain sum over 38x38x256 outputs makes Darknet's learning rates diverge).
+ */
+export function squaredError(output: Float32Array, target: Float32Array, outputsPerImage: number): { loss: number; gradient: Float32Array } {
   const gradient = new Float32Array(output.length);
+  const scale = 1 / outputsPerImage;
   let loss = 0;
   for (let i = 0; i < output.length; i++) {
     const d = output[i]! - target[i]!;
-    gradient[i] = d;
-    loss += 0.5 * d * d;
+    gradient[i] = d * scale;
+    loss += 0.5 * d * d * scale;
   }
   return { loss, gradient };
 }
@@ -96,7 +101,7 @@ export async function train(options: TrainerOptions): Promise<void> {
       const result = await runDeviceStep(plan, tensors, exchange, {
         input: (_tile, region) => extractSubRegion(images, inputLayout, region),
         outputGradient: async (_tile, core, output) => {
-          const { loss, gradient } = squaredError(output, extractSubRegion(target, outputLayout, core));
+          const { loss, gradient } = squaredError(output, extractSubRegion(target, outputLayout, core), outputMap.height * outputMap.width * outputMap.channels);
           localLoss += loss;
           return gradient;
         },

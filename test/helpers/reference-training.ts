@@ -2,10 +2,15 @@
 // the same synthetic data, loss and Darknet SGD as the runtime, with gradients from autodiff.
 import * as tf from '@tensorflow/tfjs';
 import { referenceGradients } from '../../src/fused/reference.js';
-import type { Network } from '../../src/model/layers.js';
+import { type Network, mapShapes } from '../../src/model/layers.js';
 import type { FrontParams } from '../../src/model/weights.js';
 import { applyUpdate, newOptimizerState } from '../../src/train/optimizer.js';
 import { syntheticImages, syntheticTarget } from '../../src/train/synthetic.js';
+
+const output0Size = (net: Network) => {
+  const m = mapShapes(net)[net.layers.length]!;
+  return m.height * m.width * m.channels;
+};
 
 export async function referenceTraining(net: Network, params: FrontParams, steps: number, seed: number): Promise<FrontParams> {
   const state = newOptimizerState(params);
@@ -13,7 +18,8 @@ export async function referenceTraining(net: Network, params: FrontParams, steps
   const target = syntheticTarget(net, batch, seed);
   for (let step = 0; step < steps; step++) {
     const images = syntheticImages(net, batch, seed, step);
-    const loss = (output: tf.Tensor4D) => tf.mul(0.5, tf.sum(tf.square(tf.sub(output, tf.tensor(target, output.shape))))) as tf.Scalar;
+    const perImage = output0Size(net);
+    const loss = (output: tf.Tensor4D) => tf.mul(0.5 / perImage, tf.sum(tf.square(tf.sub(output, tf.tensor(target, output.shape))))) as tf.Scalar;
     const { weightGradients } = await referenceGradients(net, params, images, loss, batch);
     applyUpdate(params, state, weightGradients, net.hyper, step);
   }

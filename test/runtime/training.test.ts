@@ -23,7 +23,7 @@ await initBackend('wasm');
 const STEPS = 4;
 const SEED = 3;
 const tiny = presetCfg('tiny').network;
-const withBatch = (net: Network, batch: number): Network => ({ ...net, hyper: { ...net.hyper, batch, learningRate: 0.001 } });
+const withBatch = (net: Network, batch: number): Network => ({ ...net, hyper: { ...net.hyper, batch, learningRate: 0.01 } });
 
 t.test('in-process devices train to the reference weights', async (t) => {
   const cases = [
@@ -58,7 +58,7 @@ t.test('device processes started by the launcher train to the reference weights'
   const reference = await referenceTraining(net, randomParams(net, SEED), STEPS, SEED);
   for (const [devices, grid, groups] of [[2, '2x2', 'each'], [4, '2x2', '0,8,10,12,14'], [4, '3x2', 'all']] as const) {
     const dir = mkdtempSync(join(tmpdir(), 'edgefuse-train-'));
-    const run = launch(devices, ['--model', 'yolov2-front', '--input', '64x64', '--batch', '1', '--grid', grid, '--forward-groups', groups, '--steps', String(STEPS), '--seed', String(SEED), '--checkpoint', join(dir, 'rank0'), '--checkpoint-every', String(STEPS), '--metrics-port', '0']);
+    const run = launch(devices, ['--model', 'yolov2-front', '--input', '64x64', '--batch', '1', '--grid', grid, '--forward-groups', groups, '--learning-rate', '0.01', '--steps', String(STEPS), '--seed', String(SEED), '--checkpoint', join(dir, 'rank0'), '--checkpoint-every', String(STEPS), '--metrics-port', '0']);
     t.equal(run.status, 0, 'the launcher and every device exit 0');
     if (run.status !== 0) t.comment(run.stderr.slice(-3000));
     // Every rank writes to its own --checkpoint; here they share the flag, so rank 0's file wins the rename race harmlessly (all weights are identical).
