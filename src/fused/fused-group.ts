@@ -9,8 +9,9 @@ import {
   type ConvForward, type LayerTensors, convBackward, convForward, maxpoolBackward, maxpoolForward, paddingValue,
 } from './layer-ops.js';
 
+/** What one layer's backward needs: its input (unpadded: padding is re-materialised in backward) and outputs. */
 export interface LayerStash {
-  readonly paddedInput: tf.Tensor4D;
+  readonly input: tf.Tensor4D;
   readonly forward: ConvForward;
 }
 
@@ -69,9 +70,9 @@ export function forwardFused(
       return f.preNorm ? [padded, f.output, f.preNorm] : [padded, f.output];
     }) as tf.Tensor4D[];
     const forward: ConvForward = preNorm ? { output: output!, preNorm } : { output: output! };
-    if (keep) stash.push({ paddedInput: padded!, forward });
-    else if (padded !== current) padded!.dispose();
-    if (!keep && current !== input) current.dispose();
+    if (padded !== current) padded!.dispose();
+    if (keep) stash.push({ input: current, forward });
+    else if (current !== input) current.dispose();
     x = forward.output;
   }
   return { output: x, stash: keep ? { regions, input, layers: stash } : null };
@@ -80,7 +81,7 @@ export function forwardFused(
 /** Disposes every tensor of the stash (some are shared between layers; disposing twice is a no-op). */
 export function disposeStash(stash: FusedStash): void {
   stash.input.dispose();
-  for (const s of stash.layers) tf.dispose([s.paddedInput, s.forward.output, ...(s.forward.preNorm ? [s.forward.preNorm] : [])]);
+  for (const s of stash.layers) tf.dispose([s.input, s.forward.output, ...(s.forward.preNorm ? [s.forward.preNorm] : [])]);
 }
 
 /**
@@ -105,8 +106,9 @@ export function backwardFused(
     const needInput = l > fromLayer || wantInputGradient;
     const upstream = dy;
     const dInput = tf.tidy(() => {
-      if (layer.kind === 'maxpool') return cropToHeld(maxpoolBackward(layer, saved.paddedInput, saved.forward.output, upstream), regions, l);
-      const g = convBackward(layer, params[l]!, saved.paddedInput, saved.forward, upstream, needInput);
+      const paddedInput = padToRead(saved.input, regions, l, paddingValue(layer));
+      if (layer.kind === 'maxpool') return cropToHeld(maxpoolBackward(layer, paddedInput, saved.forward.output, upstream), regions, l);
+      const g = convBackward(layer, params[l]!, paddedInput, saved.forward, upstream, needInput);
       tf.keep(g.dFilter);
       tf.keep(g.dBiases);
       if (g.dScales) tf.keep(g.dScales);

@@ -50,15 +50,31 @@ export interface ConvForward {
   readonly preNorm?: tf.Tensor4D;
 }
 
+/** Disposes `t` unless it is one of `keep` (ops may return their input unchanged). */
+function release(t: tf.Tensor, ...keep: tf.Tensor[]): void {
+  if (!keep.includes(t)) t.dispose();
+}
+
+// Intermediates are disposed as soon as the next op has consumed them, not at the end of a tidy:
+// the wasm heap never shrinks, so its high-water mark is what a layer costs. (Under tf.grad the
+// engine keeps its own references to what backward needs, so early disposal is safe there too.)
 export function convForward(layer: ConvLayer, t: ConvTensors, paddedInput: tf.Tensor4D, keepPreNorm: boolean): ConvForward {
   const conv = tf.conv2d(paddedInput, t.filter, layer.stride, 'valid');
   let affine: tf.Tensor4D;
   if (t.bn) {
-    const normalized = tf.div(tf.sub(conv, t.bn.mean), t.bn.divisor);
-    affine = tf.add(tf.mul(normalized, t.bn.scales), t.biases);
+    const centred = tf.sub(conv, t.bn.mean);
+    const normalized = tf.div(centred, t.bn.divisor);
+    centred.dispose();
+    const scaled = tf.mul(normalized, t.bn.scales);
+    normalized.dispose();
+    affine = tf.add(scaled, t.biases);
+    scaled.dispose();
   } else affine = tf.add(conv, t.biases);
+  const keepConv = keepPreNorm && t.bn !== undefined;
+  if (!keepConv) conv.dispose();
   const output = activate(layer, affine);
-  return keepPreNorm && t.bn ? { output, preNorm: conv } : { output };
+  release(affine, output);
+  return keepConv ? { output, preNorm: conv } : { output };
 }
 
 function activate(layer: ConvLayer, x: tf.Tensor4D): tf.Tensor4D {
@@ -71,7 +87,11 @@ function activate(layer: ConvLayer, x: tf.Tensor4D): tf.Tensor4D {
 function activationBackward(layer: ConvLayer, output: tf.Tensor4D, dy: tf.Tensor4D): tf.Tensor4D {
   if (layer.activation === 'linear') return dy;
   const positive = tf.greater(output, 0);
-  return tf.where(positive, dy, layer.activation === 'leaky' ? tf.mul(dy, LEAKY_SLOPE) : tf.zerosLike(dy)) as tf.Tensor4D;
+  const otherwise = layer.activation === 'leaky' ? tf.mul(dy, LEAKY_SLOPE) : tf.zerosLike(dy);
+  const result = tf.where(positive, dy, otherwise) as tf.Tensor4D;
+  positive.dispose();
+  otherwise.dispose();
+  return result;
 }
 
 export interface ConvGradients {
@@ -99,9 +119,17 @@ export function convBackward(
   let dScales: tf.Tensor1D | undefined;
   if (t.bn) {
     if (!forward.preNorm) throw new Error('batch-norm backward needs the stashed pre-norm output');
-    const normalized = tf.div(tf.sub(forward.preNorm, t.bn.mean), t.bn.divisor);
-    dScales = tf.sum(tf.mul(dAffine, normalized), [0, 1, 2]) as tf.Tensor1D;
-    dConv = tf.div(tf.mul(dAffine, t.bn.scales), t.bn.divisor);
+    const centred = tf.sub(forward.preNorm, t.bn.mean);
+    const normalized = tf.div(centred, t.bn.divisor);
+    centred.dispose();
+    const product = tf.mul(dAffine, normalized);
+    normalized.dispose();
+    dScales = tf.sum(product, [0, 1, 2]) as tf.Tensor1D;
+    product.dispose();
+    const scaled = tf.mul(dAffine, t.bn.scales);
+    dConv = tf.div(scaled, t.bn.divisor);
+    scaled.dispose();
+    release(dAffine, dy);
   }
   const strides: [number, number] = [layer.stride, layer.stride];
   const dFilter = tf.engine().runKernel('Conv2DBackpropFilter', { x: paddedInput, dy: dConv }, {
@@ -112,6 +140,7 @@ export function convBackward(
         strides, pad: 'valid', dataFormat: 'NHWC', inputShape: paddedInput.shape,
       }) as tf.Tensor4D)
     : null;
+  release(dConv, dy);
   return dScales ? { dInput, dFilter, dBiases, dScales } : { dInput, dFilter, dBiases };
 }
 

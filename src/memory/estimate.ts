@@ -21,15 +21,17 @@ export function estimateDeviceMemory(plan: TilePlan, rank: number, runtimeBytes:
   plan.forward.forEach((group) => {
     for (const tile of tiles) {
       const regions = group[tile]!;
+      // The group's input and every layer's output stay for backward (each layer's input is the
+      // previous output); BN layers also keep the pre-norm output.
+      stash += plan.batch * regionArea(regions.held[0]!) * plan.maps[regions.firstLayer]!.channels * FLOAT;
       for (let l = regions.firstLayer; l <= regions.lastLayer; l++) {
         const i = l - regions.firstLayer;
         const layer = plan.net.layers[l]!;
-        const inBytes = plan.batch * regionArea(regions.read[i]!) * plan.maps[l]!.channels * FLOAT;
+        const paddedBytes = plan.batch * regionArea(regions.read[i]!) * plan.maps[l]!.channels * FLOAT;
         const outBytes = plan.batch * regionArea(regions.held[i + 1]!) * plan.maps[l + 1]!.channels * FLOAT;
-        // Padded input and output stay for backward; BN layers also keep the pre-norm output.
-        stash += inBytes + outBytes * (layer.kind === 'conv' && layer.batchNormalize ? 2 : 1);
-        // Backward of one layer holds dy, the input gradient and activation temporaries at once.
-        largestLayer = Math.max(largestLayer, 2 * inBytes + 3 * outBytes);
+        stash += outBytes * (layer.kind === 'conv' && layer.batchNormalize ? 2 : 1);
+        // Backward of one layer holds the re-padded input, its gradient, dy and two temporaries.
+        largestLayer = Math.max(largestLayer, 2 * paddedBytes + 3 * outBytes);
       }
     }
   });
