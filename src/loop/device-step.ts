@@ -49,65 +49,79 @@ export async function runDeviceStep(
   const toTensor = (map: number, region: Region, data: Float32Array): tf.Tensor4D =>
     tf.tensor4d(data, [batch, regionHeight(region), regionWidth(region), plan.maps[map]!.channels]);
 
+  type Take = (from: number, part: Region, band: Region, data: Float32Array) => void;
+
   /**
-   * One exchange point for one tile: send source(me) ∩ wanted(to) to every other tile, and hand
-   * every part source(from) ∩ wanted(me), including my own, to `take` (which must copy it at once),
-   * possibly in bands of rows: `band` is the sub-region that `data` holds.
+   * One exchange point for one tile, in two halves. `expectParts` registers, ahead of time, every
+   * part source(from) ∩ wanted(me) that other tiles will send, so strips that arrive early are
+   * scattered straight into place instead of being stashed (a second copy); `sendParts` sends
+   * source(me) ∩ wanted(to) to every other tile and hands my own part to `take`. Parts may arrive in
+   * bands of rows: `band` is the sub-region that `data` holds.
    */
-  async function exchangeParts(
-    phase: StripPhase, group: number, tile: number, mine: Float32Array,
-    take: (from: number, part: Region, band: Region, data: Float32Array) => void,
-  ): Promise<void> {
+  function expectParts(phase: StripPhase, group: number, tile: number, take: Take): Promise<void> {
     const { map, source, wanted } = exchangeRegions(plan, phase, group);
-    const mySource = layout(map, source(tile));
-    // Expect first, so strips that arrive while we send are scattered straight into place.
     const arrivals: Promise<void>[] = [];
     for (let from = 0; from < plan.tiles; from++) {
       const part = intersectRegions(source(from), wanted(tile));
-      if (isEmptyRegion(part)) continue;
-      if (from === tile) {
-        take(from, part, part, extractSubRegion(mine, mySource, part));
-        continue;
-      }
+      if (from === tile || isEmptyRegion(part)) continue;
       const address = { step: options.step, phase, group, from, to: tile };
       arrivals.push(exchange.expectStrip(address, part, layoutLength(layout(map, part)), (strip, band) => take(from, part, band, strip)));
     }
+    const all = Promise.all(arrivals).then(() => undefined);
+    all.catch(() => undefined); // awaited later; a peer failure must not surface as unhandled meanwhile
+    return all;
+  }
+
+  function sendParts(phase: StripPhase, group: number, tile: number, mine: Float32Array, take: Take): void {
+    const { map, source, wanted } = exchangeRegions(plan, phase, group);
+    const mySource = layout(map, source(tile));
+    const own = intersectRegions(source(tile), wanted(tile));
+    if (!isEmptyRegion(own)) take(tile, own, own, extractSubRegion(mine, mySource, own));
     for (let to = 0; to < plan.tiles; to++) {
       const part = intersectRegions(source(tile), wanted(to));
       if (to === tile || isEmptyRegion(part)) continue;
       exchange.sendStrip({ step: options.step, phase, group, from: tile, to }, part, layoutLength(layout(map, part)), (target, band) =>
         copySubRegion(mine, mySource, target, layout(map, band), band));
     }
-    await Promise.all(arrivals);
   }
 
-  /** Assemble the extended region this tile wants from the owners' cores. */
-  async function exchangeHalo(phase: 'halo' | 'recompute', group: number, tile: number, core: Float32Array): Promise<Float32Array> {
+  /** Get ready to assemble the extended region this tile wants from the owners' cores. */
+  function openHalo(phase: 'halo' | 'recompute', group: number, tile: number): (core: Float32Array) => Promise<Float32Array> {
     const { map, wanted } = exchangeRegions(plan, phase, group);
     const target = layout(map, wanted(tile));
     const assembled = new Float32Array(layoutLength(target));
-    await exchangeParts(phase, group, tile, core, (_from, _part, band, data) => copySubRegion(data, layout(map, band), assembled, target, band));
-    return assembled;
+    const take: Take = (_from, _part, band, data) => copySubRegion(data, layout(map, band), assembled, target, band);
+    const arrivals = expectParts(phase, group, tile, take);
+    return async (core) => {
+      sendParts(phase, group, tile, core, take);
+      await arrivals;
+      return assembled;
+    };
   }
 
-  /** The adjoint of exchangeHalo: partial gradients go to their owners and are added there. */
-  async function exchangeGradient(group: number, tile: number, partial: Float32Array): Promise<Float32Array> {
+  /** The adjoint of openHalo: partial gradients go to their owners and are added there. */
+  function openGradient(group: number, tile: number): (partial: Float32Array) => Promise<Float32Array> {
     const { map, wanted } = exchangeRegions(plan, 'grad', group);
     // Each source lands in its own slot; slots are summed in tile order afterwards so the rounding
     // of the sum does not depend on arrival order.
     const slots = new Map<number, { part: Region; data: Float32Array }>();
-    await exchangeParts('grad', group, tile, partial, (from, part, band, data) => {
+    const take: Take = (from, part, band, data) => {
       let slot = slots.get(from);
       if (!slot) slots.set(from, (slot = { part, data: new Float32Array(layoutLength(layout(map, part))) }));
       copySubRegion(data, layout(map, band), slot.data, layout(map, part), band);
-    });
-    const myCore = layout(map, wanted(tile));
-    const sum = new Float32Array(layoutLength(myCore));
-    for (const from of [...slots.keys()].sort((a, b) => a - b)) {
-      const slot = slots.get(from)!;
-      copySubRegion(slot.data, layout(map, slot.part), sum, myCore, slot.part, 'add');
-    }
-    return sum;
+    };
+    const arrivals = expectParts('grad', group, tile, take);
+    return async (partial) => {
+      sendParts('grad', group, tile, partial, take);
+      await arrivals;
+      const myCore = layout(map, wanted(tile));
+      const sum = new Float32Array(layoutLength(myCore));
+      for (const from of [...slots.keys()].sort((x, y) => x - y)) {
+        const slot = slots.get(from)!;
+        copySubRegion(slot.data, layout(map, slot.part), sum, myCore, slot.part, 'add');
+      }
+      return sum;
+    };
   }
 
   const keepCoresAt = recomputeMaps(plan);
@@ -117,13 +131,17 @@ export async function runDeviceStep(
   const cores = new Map<number, Float32Array>(); // current forward core per tile
 
   // Forward.
+  const haloFor = new Map<number, (core: Float32Array) => Promise<Float32Array>>();
   for (let g = 0; g < plan.forwardGroups.length; g++) {
     const group = plan.forwardGroups[g]!;
     await Promise.all(
       tiles.map(async (tile) => {
         const regions = plan.forward[g]![tile]!;
         const wanted = (t: number) => plan.forward[g]![t]!.held[0]!;
-        const inputData = g === 0 ? inputs.input(tile, wanted(tile)) : await exchangeHalo('halo', g, tile, cores.get(tile)!);
+        const inputData = g === 0 ? inputs.input(tile, wanted(tile)) : await haloFor.get(tile)!(cores.get(tile)!);
+        // The next group's halo is expected before this group computes: neighbours that finish first
+        // then deliver straight into place.
+        if (g + 1 < plan.forwardGroups.length) haloFor.set(tile, openHalo('halo', g + 1, tile));
         if (keepCoresAt.has(group.first)) keptCores.set(`${group.first}/${tile}`, g === 0 ? inputs.input(tile, planCore(plan, 0, tile)) : cores.get(tile)!);
         const x = toTensor(group.first, wanted(tile), inputData);
         const { output, stash } = forwardFused(net.layers, params, regions, x, keepForward.has(g));
@@ -149,12 +167,13 @@ export async function runDeviceStep(
     await Promise.all(
       tiles.map(async (tile) => {
         const regions: FusedRegions = window.regions[tile]!;
+        const gradientExchange = wantInput ? openGradient(h, tile) : null;
         let stash: FusedStash;
         if (window.reuseForward !== null) stash = stashes.get(`${window.reuseForward}/${tile}`)!;
         else {
           const from = window.recomputeFrom;
           const wanted = (t: number) => window.regions[t]!.held[0]!;
-          const inputData = from === 0 ? inputs.input(tile, wanted(tile)) : await exchangeHalo('recompute', h, tile, keptCores.get(`${from}/${tile}`)!);
+          const inputData = from === 0 ? inputs.input(tile, wanted(tile)) : await openHalo('recompute', h, tile)(keptCores.get(`${from}/${tile}`)!);
           const x = toTensor(from, wanted(tile), inputData);
           stash = forwardFused(net.layers, params, regions, x, true).stash!;
         }
@@ -167,7 +186,7 @@ export async function runDeviceStep(
         if (!dInput) return;
         const partial = (await dInput.data()) as Float32Array;
         dInput.dispose();
-        gradients.set(tile, await exchangeGradient(h, tile, partial));
+        gradients.set(tile, await gradientExchange!(partial));
       }),
     );
   }
