@@ -197,8 +197,6 @@ export class PeerNode implements Exchange {
       this.dial(peer, deadline);
     }
     return new Promise((resolve, reject) => {
-      this.readyResolve = resolve;
-      this.readyReject = reject;
       const timer = setTimeout(() => {
         const missing = [...Array(this.size).keys()].filter((p) => p !== this.rank && !(this.outbound.get(p)?.authenticated && this.inbound.has(p)));
         reject(new Error(`peers not connected after ${this.options.connectTimeoutMs} ms: ${missing.map((p) => `rank ${p} (${this.peerName(p)})`).join(', ')}`));
