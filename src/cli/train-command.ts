@@ -176,7 +176,7 @@ export async function trainCommand(argv: string[]): Promise<number> {
       forwardGroups: formatGrouping(plan.forwardGroups), backwardGroups: formatGrouping(plan.backwardGroups), batch: plan.batch,
       tiles: tilesOfDevice(plan, rank), hash, predictedPeakBytes: estimate.totalBytes,
     },
-    step: 0, stepsTotal: setup.steps, loss: null, learningRate: null, lastStepSeconds: null, state: 'starting', error: null,
+    step: 0, stepsTotal: setup.steps, loss: null, learningRate: null, lastStepSeconds: null, phases: null, state: 'starting', error: null,
   };
 
   let params: FrontParams;
@@ -215,8 +215,10 @@ export async function trainCommand(argv: string[]): Promise<number> {
       plan, exchange, params, state, firstStep, steps: stepsLeft, seed: setup.seed, checksumEvery: setup.checksumEvery,
       ...(values.checkpoint ? { checkpoint: { dir: values.checkpoint, every: setup.checkpointEvery } } : {}),
       onStep: (r) => {
-        Object.assign(status, { step: r.step, loss: r.loss, learningRate: r.learningRate, lastStepSeconds: r.seconds });
-        log(`step ${r.step}/${setup.steps} loss ${r.loss.toFixed(5)} lr ${r.learningRate.toExponential(2)} ${r.seconds.toFixed(2)} s  rss ${formatBytes(process.memoryUsage().rss)}`);
+        const { compute, exchangeWait, reduce } = r.phases;
+        Object.assign(status, { step: r.step, loss: r.loss, learningRate: r.learningRate, lastStepSeconds: r.seconds, phases: { compute, exchangeWait, reduce } });
+        log(`step ${r.step}/${setup.steps} loss ${r.loss.toFixed(5)} lr ${r.learningRate.toExponential(2)} ${r.seconds.toFixed(2)} s ` +
+          `(compute ${compute.toFixed(2)}, wait ${exchangeWait.toFixed(2)}, reduce ${reduce.toFixed(2)})  rss ${formatBytes(process.memoryUsage().rss)}`);
       },
       onCheckpoint: (step, dir) => log(`checkpoint of step ${step} in ${dir}`),
     });

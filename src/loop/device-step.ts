@@ -24,7 +24,19 @@ export interface WeightGradientArrays {
   readonly dScales?: Float32Array;
 }
 
+/** Where the step's wall time went on this device (compute runs on this thread, so the rest is waiting). */
+export interface PhaseSeconds {
+  readonly step: number;
+  /** Forward, recompute and backward kernels of all local tiles. */
+  readonly compute: number;
+  /** Waiting for halos, gradient strips and the loss gradient while no local tile could compute. */
+  readonly exchangeWait: number;
+  /** The weight-gradient all-reduce (including summing local tiles). */
+  readonly reduce: number;
+}
+
 export interface DeviceStepResult {
+  readonly phases: PhaseSeconds;
   /** Summed over all devices (identical everywhere), indexed by layer; null for maxpool layers. */
   readonly weightGradients: (WeightGradientArrays | null)[];
   /** The loss gradient w.r.t. the network input over each local tile's core of map 0 (when asked). */
@@ -124,6 +136,18 @@ export async function runDeviceStep(
     };
   }
 
+  const stepStarted = performance.now();
+  let computeMs = 0;
+  /** Times synchronous compute (tfjs kernels run on this thread; data() of the wasm backend is immediate). */
+  const compute = async <T>(work: () => T | Promise<T>): Promise<T> => {
+    const started = performance.now();
+    try {
+      return await work();
+    } finally {
+      computeMs += performance.now() - started;
+    }
+  };
+
   const keepCoresAt = recomputeMaps(plan);
   const keptCores = new Map<string, Float32Array>(); // `${map}/${tile}`
   const keepForward = new Set(plan.backward.flatMap((w) => (w.reuseForward === null ? [] : [w.reuseForward])));
@@ -143,12 +167,14 @@ export async function runDeviceStep(
         // then deliver straight into place.
         if (g + 1 < plan.forwardGroups.length) haloFor.set(tile, openHalo('halo', g + 1, tile));
         if (keepCoresAt.has(group.first)) keptCores.set(`${group.first}/${tile}`, g === 0 ? inputs.input(tile, planCore(plan, 0, tile)) : cores.get(tile)!);
-        const x = toTensor(group.first, wanted(tile), inputData);
-        const { output, stash } = forwardFused(net.layers, params, regions, x, keepForward.has(g));
-        if (stash) stashes.set(`${g}/${tile}`, stash);
-        else x.dispose();
-        cores.set(tile, (await output.data()) as Float32Array);
-        if (!stash) output.dispose();
+        await compute(async () => {
+          const x = toTensor(group.first, wanted(tile), inputData);
+          const { output, stash } = forwardFused(net.layers, params, regions, x, keepForward.has(g));
+          if (stash) stashes.set(`${g}/${tile}`, stash);
+          else x.dispose();
+          cores.set(tile, (await output.data()) as Float32Array);
+          if (!stash) output.dispose();
+        });
       }),
     );
   }
@@ -174,24 +200,27 @@ export async function runDeviceStep(
           const from = window.recomputeFrom;
           const wanted = (t: number) => window.regions[t]!.held[0]!;
           const inputData = from === 0 ? inputs.input(tile, wanted(tile)) : await openHalo('recompute', h, tile)(keptCores.get(`${from}/${tile}`)!);
-          const x = toTensor(from, wanted(tile), inputData);
-          stash = forwardFused(net.layers, params, regions, x, true).stash!;
+          stash = await compute(() => forwardFused(net.layers, params, regions, toTensor(from, wanted(tile), inputData), true).stash!);
         }
         const endMap = group.last + 1;
-        const dy = toTensor(endMap, planCore(plan, endMap, tile), gradients.get(tile)!);
-        const { dInput, weights } = backwardFused(net.layers, params, stash, group.first, dy, wantInput);
-        dy.dispose();
-        disposeStash(stash);
-        perTile.get(tile)!.push(weights);
-        if (!dInput) return;
-        const partial = (await dInput.data()) as Float32Array;
-        dInput.dispose();
-        gradients.set(tile, await gradientExchange!(partial));
+        const partial = await compute(async () => {
+          const dy = toTensor(endMap, planCore(plan, endMap, tile), gradients.get(tile)!);
+          const { dInput, weights } = backwardFused(net.layers, params, stash, group.first, dy, wantInput);
+          dy.dispose();
+          disposeStash(stash);
+          perTile.get(tile)!.push(weights);
+          if (!dInput) return null;
+          const data = (await dInput.data()) as Float32Array;
+          dInput.dispose();
+          return data;
+        });
+        if (partial) gradients.set(tile, await gradientExchange!(partial));
       }),
     );
   }
 
   // Sum this device's tiles in tile order, then across devices.
+  const reduceStarted = performance.now();
   const weightGradients: (WeightGradientArrays | null)[] = [];
   for (let l = 0; l < net.layers.length; l++) {
     const layer = net.layers[l]!;
@@ -224,7 +253,15 @@ export async function runDeviceStep(
     weightGradients.push(dScales ? { dFilter: filterPart, dBiases: biasPart, dScales: flat.subarray(lengths[0]! + lengths[1]!) } : { dFilter: filterPart, dBiases: biasPart });
   }
 
+  const finished = performance.now();
+  const reduceMs = finished - reduceStarted;
+  const phases = {
+    step: (finished - stepStarted) / 1000,
+    compute: computeMs / 1000,
+    exchangeWait: Math.max(0, finished - stepStarted - computeMs - reduceMs) / 1000,
+    reduce: reduceMs / 1000,
+  };
   const inputGradient = new Map<number, Float32Array>();
   if (options.wantInputGradient) for (const t of tiles) inputGradient.set(t, gradients.get(t)!);
-  return { weightGradients, inputGradient };
+  return { phases, weightGradients, inputGradient };
 }

@@ -11,10 +11,11 @@ import { wholeMap } from '../tiles/region.js';
 import { saveCheckpoint } from '../train/checkpoint.js';
 import { type OptimizerState, applyUpdate } from '../train/optimizer.js';
 import { syntheticImages, syntheticTarget } from '../train/synthetic.js';
-import { runDeviceStep } from './device-step.js';
+import { type PhaseSeconds, runDeviceStep } from './device-step.js';
 import { CHECKSUM_PIECES, checksumBucket, lossBucket, planHash } from './plan-messages.js';
 
 export interface StepReport {
+  readonly phases: PhaseSeconds;
   readonly step: number;
   readonly loss: number;
   readonly learningRate: number;
@@ -97,6 +98,7 @@ export async function train(options: TrainerOptions): Promise<void> {
     let localLoss = 0;
     const tensors = frontTensors(net, params);
     let gradients;
+    let phases: PhaseSeconds;
     try {
       const result = await runDeviceStep(plan, tensors, exchange, {
         input: (_tile, region) => extractSubRegion(images, inputLayout, region),
@@ -107,6 +109,7 @@ export async function train(options: TrainerOptions): Promise<void> {
         },
       }, { step, wantInputGradient: false });
       gradients = result.weightGradients;
+      phases = result.phases;
     } finally {
       disposeLayerTensors(tensors);
     }
@@ -119,6 +122,6 @@ export async function train(options: TrainerOptions): Promise<void> {
       saveCheckpoint(options.checkpoint.dir, net, params, state, done, hash, batch);
       options.onCheckpoint?.(done, options.checkpoint.dir);
     }
-    options.onStep?.({ step: done, loss: loss[0]! / batch, learningRate: rate, seconds: (performance.now() - started) / 1000 });
+    options.onStep?.({ phases, step: done, loss: loss[0]! / batch, learningRate: rate, seconds: (performance.now() - started) / 1000 });
   }
 }

@@ -14,6 +14,8 @@ export interface DeviceStatus {
   loss: number | null;
   learningRate: number | null;
   lastStepSeconds: number | null;
+  /** Where the last step's time went: compute, exchange wait, all-reduce. */
+  phases: { compute: number; exchangeWait: number; reduce: number } | null;
   state: 'starting' | 'training' | 'done' | 'failed';
   error: string | null;
 }
@@ -62,6 +64,10 @@ export function prometheusText(sources: TelemetrySources): string {
   metric('step', 'Training steps completed.', 'counter', [[`{${rank}}`, s.step]]);
   if (s.loss !== null) metric('loss', 'Loss of the last step (summed over devices, per image).', 'gauge', [[`{${rank}}`, s.loss]]);
   if (s.lastStepSeconds !== null) metric('step_seconds', 'Wall time of the last step.', 'gauge', [[`{${rank}}`, s.lastStepSeconds]]);
+  if (s.phases) {
+    metric('phase_seconds', 'Last step\'s time by phase (compute on this device, waiting for strips, weight all-reduce).', 'gauge',
+      Object.entries(s.phases).map(([phase, seconds]) => [`{${rank},phase="${phase}"}`, seconds]));
+  }
   metric('memory_bytes', 'Process memory by kind.', 'gauge', [
     [`{${rank},kind="rss"}`, memory.rss], [`{${rank},kind="heap"}`, memory.heapUsed], [`{${rank},kind="external"}`, memory.external],
     ...(sources.wasmHeapBytes() !== null ? [[`{${rank},kind="wasm_heap"}`, sources.wasmHeapBytes()!] as [string, number]] : []),

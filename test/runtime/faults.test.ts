@@ -58,6 +58,7 @@ t.test('kill, detect, resume', async (t) => {
   const lines = metrics.body.trim().split('\n');
   t.ok(lines.every((l) => l.startsWith('# HELP ') || l.startsWith('# TYPE ') || sample.test(l)), `every /metrics line is Prometheus text:\n${lines.filter((l) => !l.startsWith('#') && !sample.test(l)).join('\n')}`);
   t.match(metrics.body, /edgefuse_step\{rank="0"\} \d+/);
+  t.match(metrics.body, /edgefuse_phase_seconds\{rank="0",phase="exchangeWait"\} [0-9.e-]+/);
   t.match(metrics.body, /edgefuse_memory_bytes\{rank="0",kind="wasm_heap"\} \d+/);
   t.match(metrics.body, /edgefuse_peer_bytes_total\{rank="0",peer="1",direction="sent"\} \d+/);
   const status = JSON.parse((await httpGet(`http://127.0.0.1:${ports[3]}/status`)).body);
