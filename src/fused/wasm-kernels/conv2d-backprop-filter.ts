@@ -28,8 +28,11 @@ function conv2DBackpropFilter(args: { inputs: { x: TensorInfo; dy: TensorInfo };
   const padLeft = info.padInfo.left;
   const patch = filterHeight * filterWidth * inChannels;
   const positions = batchSize * outHeight * outWidth;
-  const chunk = Math.max(1, Math.min(positions, Math.floor(CHUNK_FLOATS / patch)));
   const matMul = getKernel('BatchMatMul', 'wasm')!.kernelFunc as KernelFunc;
+  if (filterHeight === 1 && filterWidth === 1 && strideHeight === 1 && strideWidth === 1 && padTop === 0 && padLeft === 0 && outHeight === inHeight && outWidth === inWidth) {
+    return pointwiseFilterGradient(backend, x, dy, positions, inChannels, outChannels, matMul);
+  }
+  const chunk = Math.max(1, Math.min(positions, Math.floor(CHUNK_FLOATS / patch)));
 
   const acc = new Float64Array(outChannels * patch);
   for (let p0 = 0; p0 < positions; p0 += chunk) {
@@ -88,6 +91,33 @@ function conv2DBackpropFilter(args: { inputs: { x: TensorInfo; dy: TensorInfo };
   for (let co = 0; co < outChannels; co++) {
     for (let k = 0; k < patch; k++) heap[dwAt + k * outChannels + co] = acc[co * patch + k]!;
   }
+  return dw;
+}
+
+/**
+ * A 1x1, stride-1, unpadded conv's patches are the input itself: dW^T = dy^T x, with x used in place
+ * as the matmul's right operand (no im2col) and only dy transposed.
+ */
+function pointwiseFilterGradient(
+  backend: BackendWasm, x: TensorInfo, dy: TensorInfo, positions: number, inChannels: number, outChannels: number, matMul: KernelFunc,
+): TensorInfo {
+  const dyT = allocate(backend, [1, outChannels, positions]);
+  let heap = heapFloats(backend);
+  const dyAt = heapOffset(backend, dy);
+  const dyTAt = heapOffset(backend, dyT);
+  for (let co = 0; co < outChannels; co++) {
+    const dst = dyTAt + co * positions;
+    let src = dyAt + co;
+    for (let p = 0; p < positions; p++, src += outChannels) heap[dst + p] = heap[src]!;
+  }
+  const xAsMatrix = { ...x, shape: [1, positions, inChannels] };
+  const product = matMul({ inputs: { a: dyT, b: xAsMatrix }, backend, attrs: { transposeA: false, transposeB: false } }) as TensorInfo;
+  const dw = allocate(backend, [1, 1, inChannels, outChannels]);
+  heap = heapFloats(backend);
+  const at = heapOffset(backend, product);
+  const dwAt = heapOffset(backend, dw);
+  for (let co = 0; co < outChannels; co++) for (let ci = 0; ci < inChannels; ci++) heap[dwAt + ci * outChannels + co] = heap[at + co * inChannels + ci]!;
+  release(backend, product, dyT);
   return dw;
 }
 
