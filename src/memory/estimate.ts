@@ -12,7 +12,7 @@ export interface MemoryEstimate {
 
 const FLOAT = 4;
 /** The im2col chunk of the wasm filter-gradient kernel plus its packed copy inside XNNPACK. */
-const KERNEL_SCRATCH_BYTES = 2 * (8 << 20);
+const KERNEL_SCRATCH_BYTES = 2 * (16 << 20);
 
 export function estimateDeviceMemory(plan: TilePlan, rank: number, runtimeBytes: number): MemoryEstimate {
   const tiles = tilesOfDevice(plan, rank);

@@ -33,7 +33,7 @@ interface ConvCase {
 function randomConvCase(random: () => number, big = false): ConvCase {
   const k = big ? 5 : pick(random, [1, 2, 3, 5]);
   const stride = big ? 1 : pick(random, [1, 1, 2]);
-  // The big case spans several im2col chunks (2^21 floats each) yet stays cheap for the cpu reference.
+  // The big case spans two im2col chunks (2^22 floats each) yet stays cheap for the cpu reference.
   const h = big ? 300 : between(random, k, 13);
   const w = big ? 300 : between(random, k, 13);
   const cin = big ? 3 : between(random, 1, 9);

@@ -6,7 +6,7 @@ import { backend_util, getKernel, type KernelConfig, type KernelFunc, type Tenso
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { allocate, heapFloats, heapOffset, release } from './heap.js';
 
-const CHUNK_FLOATS = 1 << 21; // 8 MiB of im2col per chunk
+const CHUNK_FLOATS = 1 << 22; // 16 MiB of im2col per chunk: one chunk covers a 104x104x32 3x3 layer
 
 export interface BackpropFilterAttrs {
   strides: [number, number] | number;
