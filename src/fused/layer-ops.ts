@@ -119,16 +119,17 @@ export function convBackward(
   let dScales: tf.Tensor1D | undefined;
   if (t.bn) {
     if (!forward.preNorm) throw new Error('batch-norm backward needs the stashed pre-norm output');
-    const centred = tf.sub(forward.preNorm, t.bn.mean);
-    const normalized = tf.div(centred, t.bn.divisor);
-    centred.dispose();
-    const product = tf.mul(dAffine, normalized);
-    normalized.dispose();
-    dScales = tf.sum(product, [0, 1, 2]) as tf.Tensor1D;
+    // dScales = sum(dAffine * (preNorm - mean) / divisor) per channel, formed without materialising
+    // the normalized map: (sum(dAffine * preNorm) - mean * sum(dAffine)) / divisor.
+    const product = tf.mul(dAffine, forward.preNorm);
+    const weighted = tf.sum(product, [0, 1, 2]);
     product.dispose();
-    const scaled = tf.mul(dAffine, t.bn.scales);
-    dConv = tf.div(scaled, t.bn.divisor);
-    scaled.dispose();
+    dScales = tf.tidy(() => tf.div(tf.sub(weighted, tf.mul(t.bn!.mean, dBiases)), t.bn!.divisor)) as tf.Tensor1D;
+    weighted.dispose();
+    // dConv = dAffine * scales / divisor with the per-channel factor formed first: one full-size op.
+    const factor = tf.div(t.bn.scales, t.bn.divisor);
+    dConv = tf.mul(dAffine, factor);
+    factor.dispose();
     release(dAffine, dy);
   }
   const strides: [number, number] = [layer.stride, layer.stride];

@@ -30,8 +30,9 @@ export function estimateDeviceMemory(plan: TilePlan, rank: number, runtimeBytes:
         const paddedBytes = plan.batch * regionArea(regions.read[i]!) * plan.maps[l]!.channels * FLOAT;
         const outBytes = plan.batch * regionArea(regions.held[i + 1]!) * plan.maps[l + 1]!.channels * FLOAT;
         stash += outBytes * (layer.kind === 'conv' && layer.batchNormalize ? 2 : 1);
-        // Backward of one layer holds the re-padded input, its gradient, dy and two temporaries.
-        largestLayer = Math.max(largestLayer, 2 * paddedBytes + 3 * outBytes);
+        // Backward of one layer holds the re-padded input and its gradient, dy, the activation
+        // gradient with its two temporaries, and the conv gradient.
+        largestLayer = Math.max(largestLayer, 2 * paddedBytes + 4 * outBytes);
       }
     }
   });
