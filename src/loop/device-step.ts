@@ -4,12 +4,13 @@
 import * as tf from '@tensorflow/tfjs';
 import { type FusedStash, type WeightGradient, backwardFused, disposeStash, forwardFused } from '../fused/fused-group.js';
 import type { LayerTensors } from '../fused/layer-ops.js';
-import type { Exchange, StripPhase } from '../peers/exchange.js';
+import type { Exchange } from '../peers/exchange.js';
 import type { FusedRegions } from '../tiles/fused-regions.js';
-import { type RegionLayout, copySubRegion, extractSubRegion, layoutLength } from '../tiles/layout.js';
-import { type TilePlan, exchangeRegions, planCore, recomputeMaps, tilesOfDevice } from '../tiles/plan.js';
+
+import { type TilePlan, planCore, recomputeMaps, tilesOfDevice } from '../tiles/plan.js';
 import { weightBucket } from './plan-messages.js';
-import { type Region, intersectRegions, isEmptyRegion, regionHeight, regionWidth } from '../tiles/region.js';
+import { type Region, regionHeight, regionWidth } from '../tiles/region.js';
+import { TileExchange } from './tile-exchange.js';
 
 export interface StepInputs {
   /** The network input of the batch over `region` of map 0 ([batch, rows, cols, channels]). */
@@ -57,84 +58,10 @@ export async function runDeviceStep(
 ): Promise<DeviceStepResult> {
   const { net, batch } = plan;
   const tiles = tilesOfDevice(plan, exchange.rank);
-  const layout = (map: number, region: Region): RegionLayout => ({ region, batch, channels: plan.maps[map]!.channels });
   const toTensor = (map: number, region: Region, data: Float32Array): tf.Tensor4D =>
     tf.tensor4d(data, [batch, regionHeight(region), regionWidth(region), plan.maps[map]!.channels]);
 
-  type Take = (from: number, part: Region, band: Region, data: Float32Array) => void;
-
-  /**
-   * One exchange point for one tile, in two halves. `expectParts` registers, ahead of time, every
-   * part source(from) ∩ wanted(me) that other tiles will send, so strips that arrive early are
-   * scattered straight into place instead of being stashed (a second copy); `sendParts` sends
-   * source(me) ∩ wanted(to) to every other tile and hands my own part to `take`. Parts may arrive in
-   * bands of rows: `band` is the sub-region that `data` holds.
-   */
-  function expectParts(phase: StripPhase, group: number, tile: number, take: Take): Promise<void> {
-    const { map, source, wanted } = exchangeRegions(plan, phase, group);
-    const arrivals: Promise<void>[] = [];
-    for (let from = 0; from < plan.tiles; from++) {
-      const part = intersectRegions(source(from), wanted(tile));
-      if (from === tile || isEmptyRegion(part)) continue;
-      const address = { step: options.step, phase, group, from, to: tile };
-      arrivals.push(exchange.expectStrip(address, part, layoutLength(layout(map, part)), (strip, band) => take(from, part, band, strip)));
-    }
-    const all = Promise.all(arrivals).then(() => undefined);
-    all.catch(() => undefined); // awaited later; a peer failure must not surface as unhandled meanwhile
-    return all;
-  }
-
-  function sendParts(phase: StripPhase, group: number, tile: number, mine: Float32Array, take: Take): void {
-    const { map, source, wanted } = exchangeRegions(plan, phase, group);
-    const mySource = layout(map, source(tile));
-    const own = intersectRegions(source(tile), wanted(tile));
-    if (!isEmptyRegion(own)) take(tile, own, own, extractSubRegion(mine, mySource, own));
-    for (let to = 0; to < plan.tiles; to++) {
-      const part = intersectRegions(source(tile), wanted(to));
-      if (to === tile || isEmptyRegion(part)) continue;
-      exchange.sendStrip({ step: options.step, phase, group, from: tile, to }, part, layoutLength(layout(map, part)), (target, band) =>
-        copySubRegion(mine, mySource, target, layout(map, band), band));
-    }
-  }
-
-  /** Get ready to assemble the extended region this tile wants from the owners' cores. */
-  function openHalo(phase: 'halo' | 'recompute', group: number, tile: number): (core: Float32Array) => Promise<Float32Array> {
-    const { map, wanted } = exchangeRegions(plan, phase, group);
-    const target = layout(map, wanted(tile));
-    const assembled = new Float32Array(layoutLength(target));
-    const take: Take = (_from, _part, band, data) => copySubRegion(data, layout(map, band), assembled, target, band);
-    const arrivals = expectParts(phase, group, tile, take);
-    return async (core) => {
-      sendParts(phase, group, tile, core, take);
-      await arrivals;
-      return assembled;
-    };
-  }
-
-  /** The adjoint of openHalo: partial gradients go to their owners and are added there. */
-  function openGradient(group: number, tile: number): (partial: Float32Array) => Promise<Float32Array> {
-    const { map, wanted } = exchangeRegions(plan, 'grad', group);
-    // Each source lands in its own slot; slots are summed in tile order afterwards so the rounding
-    // of the sum does not depend on arrival order.
-    const slots = new Map<number, { part: Region; data: Float32Array }>();
-    const take: Take = (from, part, band, data) => {
-      let slot = slots.get(from);
-      if (!slot) slots.set(from, (slot = { part, data: new Float32Array(layoutLength(layout(map, part))) }));
-      copySubRegion(data, layout(map, band), slot.data, layout(map, part), band);
-    };
-    const arrivals = expectParts('grad', group, tile, take);
-    return async (partial) => {
-      sendParts('grad', group, tile, partial, take);
-      await arrivals;
-      const myCore = layout(map, wanted(tile));
-      const sum = new Float32Array(layoutLength(myCore));
-      for (const from of [...slots.keys()].sort((x, y) => x - y)) {
-        const slot = slots.get(from)!;
-        copySubRegion(slot.data, layout(map, slot.part), sum, myCore, slot.part, 'add');
-      }
-      return sum;
-    };
-  }
+  const strips = new TileExchange(plan, exchange, options.step);
 
   const stepStarted = performance.now();
   let computeMs = 0;
@@ -165,7 +92,7 @@ export async function runDeviceStep(
         const inputData = g === 0 ? inputs.input(tile, wanted(tile)) : await haloFor.get(tile)!(cores.get(tile)!);
         // The next group's halo is expected before this group computes: neighbours that finish first
         // then deliver straight into place.
-        if (g + 1 < plan.forwardGroups.length) haloFor.set(tile, openHalo('halo', g + 1, tile));
+        if (g + 1 < plan.forwardGroups.length) haloFor.set(tile, strips.openHalo('halo', g + 1, tile));
         if (keepCoresAt.has(group.first)) keptCores.set(`${group.first}/${tile}`, g === 0 ? inputs.input(tile, planCore(plan, 0, tile)) : cores.get(tile)!);
         await compute(async () => {
           const x = toTensor(group.first, wanted(tile), inputData);
@@ -193,13 +120,13 @@ export async function runDeviceStep(
     await Promise.all(
       tiles.map(async (tile) => {
         const regions: FusedRegions = window.regions[tile]!;
-        const gradientExchange = wantInput ? openGradient(h, tile) : null;
+        const gradientExchange = wantInput ? strips.openGradient(h, tile) : null;
         let stash: FusedStash;
         if (window.reuseForward !== null) stash = stashes.get(`${window.reuseForward}/${tile}`)!;
         else {
           const from = window.recomputeFrom;
           const wanted = (t: number) => window.regions[t]!.held[0]!;
-          const inputData = from === 0 ? inputs.input(tile, wanted(tile)) : await openHalo('recompute', h, tile)(keptCores.get(`${from}/${tile}`)!);
+          const inputData = from === 0 ? inputs.input(tile, wanted(tile)) : await strips.openHalo('recompute', h, tile)(keptCores.get(`${from}/${tile}`)!);
           stash = await compute(() => forwardFused(net.layers, params, regions, toTensor(from, wanted(tile), inputData), true).stash!);
         }
         const endMap = group.last + 1;
