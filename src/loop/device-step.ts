@@ -6,7 +6,6 @@ import { type FusedStash, type WeightGradient, backwardFused, disposeStash, forw
 import type { LayerTensors } from '../fused/layer-ops.js';
 import type { Exchange } from '../peers/exchange.js';
 import type { FusedRegions } from '../tiles/fused-regions.js';
-
 import { type TilePlan, planCore, recomputeMaps, tilesOfDevice } from '../tiles/plan.js';
 import { weightBucket } from './plan-messages.js';
 import { type Region, regionHeight, regionWidth } from '../tiles/region.js';
