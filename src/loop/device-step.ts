@@ -80,6 +80,13 @@ export async function runDeviceStep(
   const stashes = new Map<string, FusedStash>(); // `${group}/${tile}`
   const cores = new Map<number, Float32Array>(); // current forward core per tile
 
+  // Gradient strips are opened before any compute: a neighbour that finishes its backward while this
+  // device is still in forward then delivers into place. Their slots hold only the overlapping parts.
+  const gradientFor = new Map<string, (partial: Float32Array) => Promise<Float32Array>>(); // `${group}/${tile}`
+  plan.backward.forEach((window, h) => {
+    if (window.group.first > 0 || options.wantInputGradient) for (const tile of tiles) gradientFor.set(`${h}/${tile}`, strips.openGradient(h, tile));
+  });
+
   // Forward.
   const haloFor = new Map<number, (core: Float32Array) => Promise<Float32Array>>();
   for (let g = 0; g < plan.forwardGroups.length; g++) {
@@ -119,7 +126,6 @@ export async function runDeviceStep(
     await Promise.all(
       tiles.map(async (tile) => {
         const regions: FusedRegions = window.regions[tile]!;
-        const gradientExchange = wantInput ? strips.openGradient(h, tile) : null;
         let stash: FusedStash;
         if (window.reuseForward !== null) stash = stashes.get(`${window.reuseForward}/${tile}`)!;
         else {
@@ -140,7 +146,7 @@ export async function runDeviceStep(
           dInput.dispose();
           return data;
         });
-        if (partial) gradients.set(tile, await gradientExchange!(partial));
+        if (partial) gradients.set(tile, await gradientFor.get(`${h}/${tile}`)!(partial));
       }),
     );
   }

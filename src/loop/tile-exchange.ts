@@ -3,8 +3,8 @@
 // Geometry comes from the plan (exchangeRegions); bytes move only through the Exchange.
 import type { Exchange, StripPhase } from '../peers/exchange.js';
 import { type RegionLayout, copySubRegion, extractSubRegion, layoutLength } from '../tiles/layout.js';
-import { type TilePlan, exchangeRegions } from '../tiles/plan.js';
-import { type Region, intersectRegions, isEmptyRegion } from '../tiles/region.js';
+import { type TilePlan, exchangeRegions, exchangeStrips } from '../tiles/plan.js';
+import type { Region } from '../tiles/region.js';
 
 type Take = (from: number, part: Region, band: Region, data: Float32Array) => void;
 
@@ -27,29 +27,27 @@ export class TileExchange {
    * bands of rows: `band` is the sub-region that `data` holds.
    */
   private expectParts(phase: StripPhase, group: number, tile: number, take: Take): Promise<void> {
-    const { map, source, wanted } = exchangeRegions(this.plan, phase, group);
-    const arrivals: Promise<void>[] = [];
-    for (let from = 0; from < this.plan.tiles; from++) {
-      const part = intersectRegions(source(from), wanted(tile));
-      if (from === tile || isEmptyRegion(part)) continue;
-      const address = { step: this.step, phase, group, from, to: tile };
-      arrivals.push(this.exchange.expectStrip(address, part, layoutLength(this.layout(map, part)), (strip, band) => take(from, part, band, strip)));
-    }
+    const { map, strips } = exchangeStrips(this.plan, phase, group);
+    const arrivals = strips
+      .filter((s) => s.to === tile && s.from !== tile)
+      .map(({ from, region }) => {
+        const address = { step: this.step, phase, group, from, to: tile };
+        return this.exchange.expectStrip(address, region, layoutLength(this.layout(map, region)), (strip, band) => take(from, region, band, strip));
+      });
     const all = Promise.all(arrivals).then(() => undefined);
     all.catch(() => undefined); // awaited later; a peer failure must not surface as unhandled meanwhile
     return all;
   }
 
   private sendParts(phase: StripPhase, group: number, tile: number, mine: Float32Array, take: Take): void {
-    const { map, source, wanted } = exchangeRegions(this.plan, phase, group);
-    const mySource = this.layout(map, source(tile));
-    const own = intersectRegions(source(tile), wanted(tile));
-    if (!isEmptyRegion(own)) take(tile, own, own, extractSubRegion(mine, mySource, own));
-    for (let to = 0; to < this.plan.tiles; to++) {
-      const part = intersectRegions(source(tile), wanted(to));
-      if (to === tile || isEmptyRegion(part)) continue;
-      this.exchange.sendStrip({ step: this.step, phase, group, from: tile, to }, part, layoutLength(this.layout(map, part)), (target, band) =>
-        copySubRegion(mine, mySource, target, this.layout(map, band), band));
+    const { map, strips } = exchangeStrips(this.plan, phase, group);
+    const mySource = this.layout(map, exchangeRegions(this.plan, phase, group).source(tile));
+    for (const { to, region } of strips.filter((s) => s.from === tile)) {
+      if (to === tile) take(tile, region, region, extractSubRegion(mine, mySource, region));
+      else {
+        this.exchange.sendStrip({ step: this.step, phase, group, from: tile, to }, region, layoutLength(this.layout(map, region)), (target, band) =>
+          copySubRegion(mine, mySource, target, this.layout(map, band), band));
+      }
     }
   }
 

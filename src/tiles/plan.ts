@@ -5,6 +5,7 @@ import { type FusedRegions, fusedRegions } from './fused-regions.js';
 import { type Grid, checkGridFits, coreRegion, tileCount } from './grid.js';
 import type { LayerGroup } from './groups.js';
 import type { Region } from './region.js';
+import { type Strip, overlapStrips } from './strips.js';
 
 /** How backward group h gets the forward values it needs. */
 export interface BackwardWindow {
@@ -106,4 +107,10 @@ export function exchangeRegions(plan: TilePlan, phase: 'halo' | 'recompute' | 'g
   }
   const map = w.group.first;
   return { map, source: (t) => w.regions[t]!.held[map - w.regions[t]!.firstLayer]!, wanted: (t) => planCore(plan, map, t) };
+}
+
+/** Every non-empty strip of one exchange point, including each tile's part of its own region. */
+export function exchangeStrips(plan: TilePlan, phase: 'halo' | 'recompute' | 'grad', group: number): { map: number; strips: Strip[] } {
+  const { map, source, wanted } = exchangeRegions(plan, phase, group);
+  return { map, strips: overlapStrips(plan.tiles, source, wanted) };
 }
