@@ -11,7 +11,7 @@ interface Mailbox {
 
 interface Reduction {
   contributions: (Float32Array | undefined)[];
-  waiters: (() => void)[];
+  waiters: { resolve: () => void; reject: (e: Error) => void }[];
 }
 
 function deliver(key: string, payload: NonNullable<Mailbox['payload']>, expected: NonNullable<Mailbox['expected']>): void {
@@ -66,16 +66,21 @@ export function createInMemoryCluster(size: number, tileDevice: readonly number[
       if (!r) reductions.set(key, (r = { contributions: new Array(size).fill(undefined), waiters: [] }));
       if (r.contributions[rank]) throw new Error(`device ${rank} contributed to reduction ${key} twice`);
       r.contributions[rank] = values;
-      const done = new Promise<void>((resolve) => r.waiters.push(resolve));
+      const done = new Promise<void>((resolve, reject) => r.waiters.push({ resolve, reject }));
       if (r.contributions.every((c) => c !== undefined)) {
         reductions.delete(key);
         const parts = r.contributions as Float32Array[];
-        const length = parts[0]!.length;
-        if (parts.some((p) => p.length !== length)) throw new Error(`reduction ${key}: devices contributed different lengths`);
-        const sum = new Float32Array(length);
-        for (const part of parts) for (let i = 0; i < length; i++) sum[i] = sum[i]! + part[i]!;
+        const lengths = parts.map((p) => p.length);
+        if (lengths.some((n) => n !== lengths[0])) {
+          // Every device learns of the mismatch, not only the last to contribute.
+          const error = new Error(`reduction ${key}: devices contributed different lengths ${lengths.join(', ')}`);
+          for (const w of r.waiters) w.reject(error);
+          return done;
+        }
+        const sum = new Float32Array(lengths[0]!);
+        for (const part of parts) for (let i = 0; i < sum.length; i++) sum[i] = sum[i]! + part[i]!;
         for (const part of parts) part.set(sum);
-        for (const wake of r.waiters) wake();
+        for (const w of r.waiters) w.resolve();
       }
       return done;
     },

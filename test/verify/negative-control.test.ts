@@ -3,6 +3,7 @@ import t from 'tap';
 import { initBackend } from '../../src/fused/backend.js';
 import { presetCfg } from '../../src/model/presets.js';
 import type { Exchange, StripPhase } from '../../src/peers/exchange.js';
+import { createInMemoryCluster } from '../../src/peers/in-memory.js';
 import { parseGrouping } from '../../src/tiles/groups.js';
 import { relativeError, verify } from '../../src/verify/verify.js';
 
@@ -62,4 +63,11 @@ t.test('relative error', async (t) => {
   t.ok(Number.isNaN(relativeError(new Float32Array([NaN]), new Float32Array([1]))), 'NaN is never within tolerance');
   t.equal(relativeError(new Float32Array([1]), new Float32Array([1, 2])), Infinity);
   t.equal(relativeError(new Float32Array([0.5]), new Float32Array([0])), 0.5);
+});
+
+t.test('an in-memory reduction with mismatched lengths fails on every device', async (t) => {
+  const [a, b] = createInMemoryCluster(2, [0, 1]);
+  const results = await Promise.allSettled([a!.allReduceSum('k', new Float32Array(3)), b!.allReduceSum('k', new Float32Array(4))]);
+  t.same(results.map((r) => r.status), ['rejected', 'rejected']);
+  t.match(String((results[0] as PromiseRejectedResult).reason), /different lengths 3, 4/);
 });
