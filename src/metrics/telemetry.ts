@@ -81,7 +81,9 @@ export function prometheusText(sources: TelemetrySources): string {
       [`{${rank},peer="${peer}",direction="sent"}`, t.bytesSent], [`{${rank},peer="${peer}",direction="received"}`, t.bytesReceived],
     ] as [string, number][]));
     const copies = c.copiesPerPayloadByte();
-    metric('copies_per_payload_byte', 'User-space copies per payload byte.', 'gauge', [[`{${rank},side="sending"}`, copies.sending], [`{${rank},side="receiving"}`, copies.receiving]]);
+    metric('copies_per_payload_byte', 'User-space copies per payload byte (receiving_early: extra copies of payloads that arrived before their consumer).', 'gauge', [
+      [`{${rank},side="sending"}`, copies.sending], [`{${rank},side="receiving"}`, copies.receiving], [`{${rank},side="receiving_early"}`, copies.receivingEarly],
+    ]);
     metric('rejected_messages_total', 'Received messages rejected, by reason.', 'counter', [...c.rejected].map(([reason, n]) => [`{${rank},reason="${reason}"}`, n]));
   }
   return `${lines.join('\n')}\n`;

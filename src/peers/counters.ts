@@ -15,6 +15,8 @@ export class TransportCounters {
   /** Payload bytes copied in user space on each side (gather into the builder, scatter or stash out). */
   copiedBytesSending = 0;
   copiedBytesReceiving = 0;
+  /** Extra copies of payloads that arrived before their consumer was registered (stashed, then scattered). */
+  stashedBytesReceiving = 0;
   /** Times send() reported backpressure, and messages queued while a link drained. */
   backpressureEvents = 0;
   readonly rejected = new Map<string, number>();
@@ -36,11 +38,16 @@ export class TransportCounters {
     return total;
   }
 
-  /** User-space copies per payload byte on the sending and receiving side. */
-  copiesPerPayloadByte(): { sending: number; receiving: number } {
+  /**
+   * User-space copies per payload byte: the gather on the sending side, the scatter on the receiving
+   * side, and, apart, the extra stash copy of payloads that arrived early (timing dependent).
+   */
+  copiesPerPayloadByte(): { sending: number; receiving: number; receivingEarly: number } {
+    const received = this.payloadBytesReceived;
     return {
       sending: this.payloadBytesSent ? this.copiedBytesSending / this.payloadBytesSent : 0,
-      receiving: this.payloadBytesReceived ? this.copiedBytesReceiving / this.payloadBytesReceived : 0,
+      receiving: received ? this.copiedBytesReceiving / received : 0,
+      receivingEarly: received ? this.stashedBytesReceiving / received : 0,
     };
   }
 }

@@ -1,6 +1,7 @@
 // Where received payloads meet their consumers. A consumer registered before its data arrives gets
 // the message view scattered straight into place (one copy); data that arrives first is stashed as a
-// copy (counted) up to a byte limit, and replayed when the consumer registers.
+// copy (counted apart, as the early-arrival extra) up to a byte limit, and replayed when the
+// consumer registers.
 import { type Region, containsRegion, formatRegion, regionHeight } from '../tiles/region.js';
 import type { TransportCounters } from './counters.js';
 
@@ -59,7 +60,7 @@ export class Mailbox {
     list.push({ region: band, data: data.slice() });
     this.early.set(key, list);
     this.earlyBytes += data.byteLength;
-    this.counters.copiedBytesReceiving += data.byteLength;
+    this.counters.stashedBytesReceiving += data.byteLength;
     return null;
   }
 
