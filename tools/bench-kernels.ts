@@ -7,14 +7,14 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { parseArgs } from 'node:util';
 import { type BackendName, initBackend } from '../src/fused/backend.js';
-import { disposeLayerTensors, frontTensors } from '../src/fused/layer-ops.js';
+import { createDeviceRuntime } from '../src/loop/device-runtime.js';
 import { runDeviceStep } from '../src/loop/device-step.js';
 import { type Network, forwardFlops, mapShapes } from '../src/model/layers.js';
 import { presetCfg, withInputSize } from '../src/model/presets.js';
 import { fillUniform, randomParams, seededRandom } from '../src/model/weights.js';
 import { createInMemoryCluster } from '../src/peers/in-memory.js';
 import { parseGrouping } from '../src/tiles/groups.js';
-import { extractSubRegion } from '../src/tiles/layout.js';
+import { copySubRegion, extractSubRegion } from '../src/tiles/layout.js';
 import { buildTilePlan } from '../src/tiles/plan.js';
 import { wholeMap } from '../src/tiles/region.js';
 import { relativeError } from '../src/verify/verify.js';
@@ -105,15 +105,17 @@ async function stepSeconds(net: Network, grid: { rows: number; cols: number }, g
   const input = fillUniform(new Float32Array(maps[0]!.height * maps[0]!.width * maps[0]!.channels), random, -1, 1);
   const last = maps[maps.length - 1]!;
   const dOut = fillUniform(new Float32Array(last.height * last.width * last.channels), random, -1, 1);
-  const tensors = frontTensors(net, randomParams(net, 1));
+  const runtime = await createDeviceRuntime({ plan, rank: 0, params: randomParams(net, 1), threads: 0, backend: 'wasm' });
+  await runtime.engine.loadParams();
   const [exchange] = createInMemoryCluster(1, plan.tileDevice);
+  const inputLayout = { region: wholeMap(maps[0]!.height, maps[0]!.width), batch: 1, channels: maps[0]!.channels };
   const started = performance.now();
-  await runDeviceStep(plan, tensors, exchange!, {
-    input: (_t, region) => extractSubRegion(input, { region: wholeMap(maps[0]!.height, maps[0]!.width), batch: 1, channels: maps[0]!.channels }, region),
+  await runDeviceStep(runtime, exchange!, {
+    input: (_t, region, into) => copySubRegion(input, inputLayout, into, { ...inputLayout, region }, region),
     outputGradient: async (_t, core) => extractSubRegion(dOut, { region: wholeMap(last.height, last.width), batch: 1, channels: last.channels }, core),
   }, { step: 0, wantInputGradient: false });
   const seconds = (performance.now() - started) / 1000;
-  disposeLayerTensors(tensors);
+  await runtime.engine.close();
   return seconds;
 }
 

@@ -3,7 +3,7 @@
 import { build } from 'esbuild';
 
 await build({
-  entryPoints: { edge: 'src/edge.ts', 'bench-kernels': 'tools/bench-kernels.ts', 'peer-step': 'tools/peer-step.ts', 'bench-transport': 'tools/bench-transport.ts', cluster: 'tools/cluster.ts' },
+  entryPoints: { edge: 'src/edge.ts', 'bench-kernels': 'tools/bench-kernels.ts', 'peer-step': 'tools/peer-step.ts', 'bench-transport': 'tools/bench-transport.ts', cluster: 'tools/cluster.ts', 'compute-worker': 'src/loop/compute-worker.ts' },
   outdir: 'dist',
   bundle: true,
   platform: 'node',

@@ -5,7 +5,7 @@
 import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { initBackend } from '../src/fused/backend.js';
-import { disposeLayerTensors, frontTensors } from '../src/fused/layer-ops.js';
+import { createDeviceRuntime } from '../src/loop/device-runtime.js';
 import { runDeviceStep } from '../src/loop/device-step.js';
 import { planHash, planValidator } from '../src/loop/plan-messages.js';
 import { loadModel } from '../src/model/load.js';
@@ -33,6 +33,7 @@ const { values } = parseArgs({
     seed: { type: 'string', default: '1' },
     floats: { type: 'string', default: '100000' },
     repeats: { type: 'string', default: '1' },
+    workers: { type: 'string', default: '1' },
     'chunk-floats': { type: 'string' },
     'peer-timeout-ms': { type: 'string', default: '3000' },
     'connect-timeout-ms': { type: 'string', default: '20000' },
@@ -101,12 +102,13 @@ if (values.mode === 'allreduce') {
 } else {
   const backend = await initBackend('wasm');
   const data = verifyData(net, batch, Number(values.seed));
-  const tensors = frontTensors(net, data.params);
+  const runtime = await createDeviceRuntime({ plan, rank, params: data.params, threads: Number(values.workers), backend: backend.name, wantInputGradient: true });
+  await runtime.engine.loadParams();
   await node.barrier(0);
   const started = performance.now();
-  const result = await runDeviceStep(plan, tensors, node, data.stepInputs, { step: 0, wantInputGradient: true });
+  const result = await runDeviceStep(runtime, node, data.stepInputs, { step: 0, wantInputGradient: true });
   const seconds = (performance.now() - started) / 1000;
-  disposeLayerTensors(tensors);
+  await runtime.engine.close();
   write({
     rank, backend: backend.name, seconds,
     weightGradients: result.weightGradients.map((g) => g && { dFilter: toBase64(g.dFilter), dBiases: toBase64(g.dBiases), ...(g.dScales ? { dScales: toBase64(g.dScales) } : {}) }),

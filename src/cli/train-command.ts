@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import * as tf from '@tensorflow/tfjs';
 import { type BackendName, initBackend, parseBackend } from '../fused/backend.js';
 import { planHash, planValidator } from '../loop/plan-messages.js';
+import { createDeviceRuntime } from '../loop/device-runtime.js';
 import { train } from '../loop/trainer.js';
 import { estimateDeviceMemory, formatBytes, formatEstimate, parseByteSize } from '../memory/estimate.js';
 import { type DeviceStatus, serveTelemetry } from '../metrics/telemetry.js';
@@ -21,7 +22,7 @@ import { formatGrouping, parseGrouping } from '../tiles/groups.js';
 import { buildTilePlan, tilesOfDevice } from '../tiles/plan.js';
 import { loadCheckpoint } from '../train/checkpoint.js';
 import { newOptimizerState } from '../train/optimizer.js';
-import { UsageError, asUsage, parsePositiveInt, parseSize } from './usage-error.js';
+import { UsageError, asUsage, parseNonNegativeInt, parsePositiveInt, parseSize, parseSwitch } from './usage-error.js';
 
 export const TRAIN_HELP = `Usage: edge --peers host:port[,host:port...] [options]
 
@@ -46,6 +47,8 @@ Model and plan
   --backward-groups S      same syntax                                [the forward grouping]
   --memory-limit SIZE      refuse plans whose predicted per-device peak exceeds this        [1G]
   --backend B              tensorflow | wasm | cpu                          [best available]
+  --workers N              compute worker threads (0: compute on the main thread)           [1]
+  --overlap on|off         overlap communication with compute (off: to measure its gain)   [on]
 Training
   --steps N                optimizer steps                                                 [10]
   --batch N                images per step                                         [cfg batch]
@@ -84,7 +87,7 @@ export async function trainCommand(argv: string[]): Promise<number> {
         'metrics-port': { type: 'string' }, 'peer-timeout': { type: 'string' },
         model: { type: 'string' }, input: { type: 'string' }, front: { type: 'string' }, weights: { type: 'string' },
         grid: { type: 'string' }, 'forward-groups': { type: 'string' }, 'backward-groups': { type: 'string' },
-        'memory-limit': { type: 'string' }, backend: { type: 'string' },
+        'memory-limit': { type: 'string' }, backend: { type: 'string' }, workers: { type: 'string' }, overlap: { type: 'string' },
         steps: { type: 'string' }, batch: { type: 'string' }, 'learning-rate': { type: 'string' }, momentum: { type: 'string' }, decay: { type: 'string' },
         data: { type: 'string' }, seed: { type: 'string' }, 'checksum-every': { type: 'string' },
         checkpoint: { type: 'string' }, 'checkpoint-every': { type: 'string' }, resume: { type: 'boolean' }, help: { type: 'boolean' },
@@ -150,6 +153,8 @@ export async function trainCommand(argv: string[]): Promise<number> {
       checksumEvery: values['checksum-every'] === undefined ? 5 : Number(values['checksum-every']),
       checkpointEvery: parsePositiveInt('--checkpoint-every', values['checkpoint-every'], 10),
       backend: values.backend ? parseBackend(values.backend) as BackendName : undefined,
+      workers: values.workers === undefined ? 1 : parseNonNegativeInt('--workers', values.workers),
+      overlap: parseSwitch('--overlap', values.overlap ?? 'on'),
     };
   });
   const { plan, rank, net } = setup;
@@ -197,6 +202,7 @@ export async function trainCommand(argv: string[]): Promise<number> {
   const stepsLeft = Math.max(0, setup.steps - firstStep);
 
   let node: PeerNode | null = null;
+  let closeRuntime = async (): Promise<void> => undefined;
   const wasm = backend.name === 'wasm' ? (tf.backend() as unknown as { wasm: { HEAPU8: Uint8Array } }) : null;
   const telemetry = setup.metricsPort > 0
     ? await serveTelemetry(values.listen ?? '0.0.0.0', setup.metricsPort, { status, get counters() { return node?.counters ?? null; }, wasmHeapBytes: () => wasm?.wasm.HEAPU8.length ?? null })
@@ -210,9 +216,12 @@ export async function trainCommand(argv: string[]): Promise<number> {
           listenHost: values.listen ?? '0.0.0.0', peerTimeoutMs: setup.peerTimeoutMs, log: (line) => console.error(line),
         }));
     if (node) log(`connected to ${plan.devices - 1} peers`);
+    const runtime = await createDeviceRuntime({ plan, rank, params, threads: setup.workers, backend: backend.name, overlap: setup.overlap });
+    closeRuntime = () => runtime.engine.close();
+    log(`compute: ${setup.workers === 0 ? 'on the main thread' : `${setup.workers} worker thread${setup.workers > 1 ? 's' : ''}`}, overlap ${setup.overlap ? 'on' : 'off'}`);
     status.state = 'training';
     await train({
-      plan, exchange, params, state, firstStep, steps: stepsLeft, seed: setup.seed, checksumEvery: setup.checksumEvery,
+      runtime, exchange, params: runtime.params, state, firstStep, steps: stepsLeft, seed: setup.seed, checksumEvery: setup.checksumEvery,
       ...(values.checkpoint ? { checkpoint: { dir: values.checkpoint, every: setup.checkpointEvery } } : {}),
       onStep: (r) => {
         const { compute, exchangeWait, reduce } = r.phases;
@@ -234,5 +243,6 @@ export async function trainCommand(argv: string[]): Promise<number> {
   } finally {
     node?.close();
     telemetry?.close();
+    await closeRuntime();
   }
 }

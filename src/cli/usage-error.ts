@@ -9,6 +9,19 @@ export function parsePositiveInt(flag: string, text: string | undefined, fallbac
   return Number(text);
 }
 
+export function parseNonNegativeInt(flag: string, text: string): number {
+  if (!/^\d+$/.test(text)) throw new UsageError(`${flag} must be a non-negative integer, got "${text}"`);
+  return Number(text);
+}
+
+/** on|off (also true|false, yes|no, 1|0). */
+export function parseSwitch(flag: string, text: string): boolean {
+  const value = text.trim().toLowerCase();
+  if (['on', 'true', 'yes', '1'].includes(value)) return true;
+  if (['off', 'false', 'no', '0'].includes(value)) return false;
+  throw new UsageError(`${flag} must be on or off, got "${text}"`);
+}
+
 export function parseSize(flag: string, text: string): { height: number; width: number } {
   const match = /^(\d+)(?:x(\d+))?$/i.exec(text.trim());
   if (!match) throw new UsageError(`${flag} must look like HxW or N (for example 160x160), got "${text}"`);

@@ -44,11 +44,8 @@ export function paddingValue(layer: FrontLayer): number {
   return layer.kind === 'conv' ? 0 : -Infinity;
 }
 
-export interface ConvForward {
-  readonly output: tf.Tensor4D;
-  /** Conv output before batch norm; kept only for BN layers (the scale gradient needs it). */
-  readonly preNorm?: tf.Tensor4D;
-}
+/** What a conv layer keeps for backward: its pre-norm output with BN (the scale gradient needs it), else its output. */
+export const stashesPreNorm = (layer: FrontLayer): boolean => layer.kind === 'conv' && layer.batchNormalize;
 
 /** Disposes `t` unless it is one of `keep` (ops may return their input unchanged). */
 function release(t: tf.Tensor, ...keep: tf.Tensor[]): void {
@@ -58,23 +55,29 @@ function release(t: tf.Tensor, ...keep: tf.Tensor[]): void {
 // Intermediates are disposed as soon as the next op has consumed them, not at the end of a tidy:
 // the wasm heap never shrinks, so its high-water mark is what a layer costs. (Under tf.grad the
 // engine keeps its own references to what backward needs, so early disposal is safe there too.)
-export function convForward(layer: ConvLayer, t: ConvTensors, paddedInput: tf.Tensor4D, keepPreNorm: boolean): ConvForward {
-  const conv = tf.conv2d(paddedInput, t.filter, layer.stride, 'valid');
-  let affine: tf.Tensor4D;
-  if (t.bn) {
-    const centred = tf.sub(conv, t.bn.mean);
-    const normalized = tf.div(centred, t.bn.divisor);
-    centred.dispose();
-    const scaled = tf.mul(normalized, t.bn.scales);
-    normalized.dispose();
-    affine = tf.add(scaled, t.biases);
-    scaled.dispose();
-  } else affine = tf.add(conv, t.biases);
-  const keepConv = keepPreNorm && t.bn !== undefined;
-  if (!keepConv) conv.dispose();
-  const output = activate(layer, affine);
-  release(affine, output);
-  return keepConv ? { output, preNorm: conv } : { output };
+export function convolve(layer: ConvLayer, t: ConvTensors, paddedInput: tf.Tensor4D): tf.Tensor4D {
+  return tf.conv2d(paddedInput, t.filter, layer.stride, 'valid');
+}
+
+/** Batch norm (or bias) without the activation; `conv` is kept. */
+function affine(t: ConvTensors, conv: tf.Tensor4D): tf.Tensor4D {
+  if (!t.bn) return tf.add(conv, t.biases);
+  const centred = tf.sub(conv, t.bn.mean);
+  const normalized = tf.div(centred, t.bn.divisor);
+  centred.dispose();
+  const scaled = tf.mul(normalized, t.bn.scales);
+  normalized.dispose();
+  const result = tf.add(scaled, t.biases);
+  scaled.dispose();
+  return result as tf.Tensor4D;
+}
+
+/** The layer's output from its convolution; `conv` is kept. Backward recomputes it the same way, bit for bit. */
+export function normalizeActivate(layer: ConvLayer, t: ConvTensors, conv: tf.Tensor4D): tf.Tensor4D {
+  const z = affine(t, conv);
+  const output = activate(layer, z);
+  release(z, output);
+  return output;
 }
 
 function activate(layer: ConvLayer, x: tf.Tensor4D): tf.Tensor4D {
@@ -83,10 +86,10 @@ function activate(layer: ConvLayer, x: tf.Tensor4D): tf.Tensor4D {
   return x;
 }
 
-/** d(activation)/d(input) applied to dy, read from the output: y > 0 exactly where the input was. */
-function activationBackward(layer: ConvLayer, output: tf.Tensor4D, dy: tf.Tensor4D): tf.Tensor4D {
+/** d(activation)/d(input) applied to dy, given the activation's input or output (same sign). */
+function activationBackward(layer: ConvLayer, signOf: tf.Tensor4D, dy: tf.Tensor4D): tf.Tensor4D {
   if (layer.activation === 'linear') return dy;
-  const positive = tf.greater(output, 0);
+  const positive = tf.greater(signOf, 0);
   const otherwise = layer.activation === 'leaky' ? tf.mul(dy, LEAKY_SLOPE) : tf.zerosLike(dy);
   const result = tf.where(positive, dy, otherwise) as tf.Tensor4D;
   positive.dispose();
@@ -94,55 +97,52 @@ function activationBackward(layer: ConvLayer, output: tf.Tensor4D, dy: tf.Tensor
   return result;
 }
 
-export interface ConvGradients {
-  readonly dInput: tf.Tensor4D | null;
-  readonly dFilter: tf.Tensor4D;
+export interface ConvOutputGradients {
+  /** The gradient at the convolution's output. */
+  readonly dConv: tf.Tensor4D;
   readonly dBiases: tf.Tensor1D;
   readonly dScales?: tf.Tensor1D;
 }
 
 /**
- * Backward of one conv layer for the gradient dy of the outputs it is given (a tile's partial
- * gradient). Returns the gradient over the whole padded input and the weight gradients.
+ * Back through activation and batch norm (or bias) of one conv layer, from the gradient dy of the
+ * outputs the tile owns. `stashed` is what the layer kept (see stashesPreNorm). dy is kept.
  */
-export function convBackward(
-  layer: ConvLayer,
-  t: ConvTensors,
-  paddedInput: tf.Tensor4D,
-  forward: ConvForward,
-  dy: tf.Tensor4D,
-  computeInputGradient: boolean,
-): ConvGradients {
-  const dAffine = activationBackward(layer, forward.output, dy);
-  const dBiases = tf.sum(dAffine, [0, 1, 2]) as tf.Tensor1D;
-  let dConv = dAffine;
-  let dScales: tf.Tensor1D | undefined;
-  if (t.bn) {
-    if (!forward.preNorm) throw new Error('batch-norm backward needs the stashed pre-norm output');
-    // dScales = sum(dAffine * (preNorm - mean) / divisor) per channel, formed without materialising
-    // the normalized map: (sum(dAffine * preNorm) - mean * sum(dAffine)) / divisor.
-    const product = tf.mul(dAffine, forward.preNorm);
-    const weighted = tf.sum(product, [0, 1, 2]);
-    product.dispose();
-    dScales = tf.tidy(() => tf.div(tf.sub(weighted, tf.mul(t.bn!.mean, dBiases)), t.bn!.divisor)) as tf.Tensor1D;
-    weighted.dispose();
-    // dConv = dAffine * scales / divisor with the per-channel factor formed first: one full-size op.
-    const factor = tf.div(t.bn.scales, t.bn.divisor);
-    dConv = tf.mul(dAffine, factor);
-    factor.dispose();
-    release(dAffine, dy);
+export function convOutputBackward(layer: ConvLayer, t: ConvTensors, stashed: tf.Tensor4D, dy: tf.Tensor4D): ConvOutputGradients {
+  if (!t.bn) {
+    const dConv = activationBackward(layer, stashed, dy);
+    return { dConv, dBiases: tf.sum(dConv, [0, 1, 2]) as tf.Tensor1D };
   }
-  const strides: [number, number] = [layer.stride, layer.stride];
-  const dFilter = tf.engine().runKernel('Conv2DBackpropFilter', { x: paddedInput, dy: dConv }, {
-    strides, pad: 'valid', dataFormat: 'NHWC', filterShape: t.filter.shape,
+  const z = affine(t, stashed);
+  const dAffine = activationBackward(layer, z, dy);
+  z.dispose();
+  const dBiases = tf.sum(dAffine, [0, 1, 2]) as tf.Tensor1D;
+  // dScales = sum(dAffine * (preNorm - mean) / divisor) per channel, formed without materialising
+  // the normalized map: (sum(dAffine * preNorm) - mean * sum(dAffine)) / divisor.
+  const product = tf.mul(dAffine, stashed);
+  const weighted = tf.sum(product, [0, 1, 2]);
+  product.dispose();
+  const dScales = tf.tidy(() => tf.div(tf.sub(weighted, tf.mul(t.bn!.mean, dBiases)), t.bn!.divisor)) as tf.Tensor1D;
+  weighted.dispose();
+  // dConv = dAffine * scales / divisor with the per-channel factor formed first: one full-size op.
+  const factor = tf.div(t.bn.scales, t.bn.divisor);
+  const dConv = tf.mul(dAffine, factor);
+  factor.dispose();
+  release(dAffine, dy);
+  return { dConv: dConv as tf.Tensor4D, dBiases, dScales };
+}
+
+export function convFilterGradient(layer: ConvLayer, t: ConvTensors, paddedInput: tf.Tensor4D, dConv: tf.Tensor4D): tf.Tensor4D {
+  return tf.engine().runKernel('Conv2DBackpropFilter', { x: paddedInput, dy: dConv }, {
+    strides: [layer.stride, layer.stride], pad: 'valid', dataFormat: 'NHWC', filterShape: t.filter.shape,
   }) as tf.Tensor4D;
-  const dInput = computeInputGradient
-    ? (tf.engine().runKernel('Conv2DBackpropInput', { dy: dConv, filter: t.filter }, {
-        strides, pad: 'valid', dataFormat: 'NHWC', inputShape: paddedInput.shape,
-      }) as tf.Tensor4D)
-    : null;
-  release(dConv, dy);
-  return dScales ? { dInput, dFilter, dBiases, dScales } : { dInput, dFilter, dBiases };
+}
+
+/** The gradient over the whole padded input. */
+export function convInputGradient(layer: ConvLayer, t: ConvTensors, dConv: tf.Tensor4D, paddedShape: readonly number[]): tf.Tensor4D {
+  return tf.engine().runKernel('Conv2DBackpropInput', { dy: dConv, filter: t.filter }, {
+    strides: [layer.stride, layer.stride], pad: 'valid', dataFormat: 'NHWC', inputShape: paddedShape,
+  }) as tf.Tensor4D;
 }
 
 export function maxpoolForward(layer: MaxpoolLayer, paddedInput: tf.Tensor4D): tf.Tensor4D {

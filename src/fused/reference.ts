@@ -5,8 +5,8 @@ import { mapShapes } from '../model/layers.js';
 import type { FrontParams } from '../model/weights.js';
 import { fusedRegions } from '../tiles/fused-regions.js';
 import { wholeMap } from '../tiles/region.js';
-import { forwardFused } from './fused-group.js';
 import { type ConvTensors, type LayerTensors, disposeLayerTensors, frontTensors } from './layer-ops.js';
+import { forwardLayers } from './tile-compute.js';
 
 export interface ReferenceGradients {
   readonly inputGradient: Float32Array;
@@ -44,15 +44,11 @@ export async function referenceGradients(
       const bn = c.bn ? { ...c.bn, scales: xs[at++] as tf.Tensor1D } : undefined;
       return (bn ? { filter, biases, bn } : { filter, biases }) satisfies ConvTensors;
     });
-    const { output } = forwardFused(net.layers, layerTensors, regions, xs[0] as tf.Tensor4D, true);
-    return frontLoss(output);
+    return frontLoss(forwardLayers(net.layers, layerTensors, regions, xs[0] as tf.Tensor4D));
   };
   const grads = tf.grads(loss)(args);
   const data = await Promise.all(grads.map(async (g) => (await g.data()) as Float32Array));
-  const output = tf.tidy(() => {
-    const run = forwardFused(net.layers, constants, regions, inputTensor, true);
-    return run.output;
-  });
+  const output = forwardLayers(net.layers, constants, regions, inputTensor);
   const outputData = (await output.data()) as Float32Array;
   tf.dispose([...grads, inputTensor, output]);
   disposeLayerTensors(constants);

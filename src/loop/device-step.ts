@@ -1,19 +1,21 @@
 // One training step's front on one device: forward group by group with halo exchange at group starts,
-// backward group by group with gradient halos added into their owners, then the weight-gradient
-// all-reduce. All tiles of the device run concurrently; every cross-tile byte goes through `exchange`.
-import * as tf from '@tensorflow/tfjs';
-import { type FusedStash, type WeightGradient, backwardFused, disposeStash, forwardFused } from '../fused/fused-group.js';
-import type { LayerTensors } from '../fused/layer-ops.js';
+// backward window by window with gradient halos added into their owners, and the weight-gradient
+// all-reduce. This is the scheduler: it owns the step's state and the exchange, and hands compute
+// to an engine (worker threads or inline). Every buffer is a planned slot of the device's arenas.
+// With overlap on, a window's partial gradient leaves before its first layer's filter gradient is
+// computed, and each layer's all-reduce starts as soon as its gradient is final.
+import type { BufferLocation, DeviceArenas } from '../memory/arena.js';
+import { bufferKeys } from '../memory/arena-plan.js';
 import type { Exchange } from '../peers/exchange.js';
-import type { FusedRegions } from '../tiles/fused-regions.js';
-import { type TilePlan, planCore, recomputeMaps, tilesOfDevice } from '../tiles/plan.js';
+import { type TilePlan, planCore, tilesOfDevice, weightBucketLength } from '../tiles/plan.js';
+import type { Region } from '../tiles/region.js';
+import type { ComputeEngine } from './compute-engine.js';
 import { weightBucket } from './plan-messages.js';
-import { type Region, regionHeight, regionWidth } from '../tiles/region.js';
 import { TileExchange } from './tile-exchange.js';
 
 export interface StepInputs {
-  /** The network input of the batch over `region` of map 0 ([batch, rows, cols, channels]). */
-  input(tile: number, region: Region): Float32Array;
+  /** Writes the network input of the batch over `region` of map 0 into `target` ([batch, rows, cols, channels]). */
+  input(tile: number, region: Region, target: Float32Array): void;
   /** Given a tile's core of the front's output, the loss gradient over that core. */
   outputGradient(tile: number, core: Region, output: Float32Array): Promise<Float32Array>;
 }
@@ -24,20 +26,22 @@ export interface WeightGradientArrays {
   readonly dScales?: Float32Array;
 }
 
-/** Where the step's wall time went on this device (compute runs on this thread, so the rest is waiting). */
+/** Where the step's wall time went on this device. */
 export interface PhaseSeconds {
   readonly step: number;
-  /** Forward, recompute and backward kernels of all local tiles. */
+  /** Time compute threads spent in tasks (mean over threads). */
   readonly compute: number;
-  /** Waiting for halos, gradient strips and the loss gradient while no local tile could compute. */
+  /** Time compute threads sat idle during the step (mean over threads): waiting for data. */
+  readonly computeIdle: number;
+  /** The part of the step spent waiting for halos, gradient strips and the loss gradient. */
   readonly exchangeWait: number;
-  /** The weight-gradient all-reduce (including summing local tiles). */
+  /** From the end of the last compute task until every weight-gradient reduction completed. */
   readonly reduce: number;
 }
 
 export interface DeviceStepResult {
   readonly phases: PhaseSeconds;
-  /** Summed over all devices (identical everywhere), indexed by layer; null for maxpool layers. */
+  /** Summed over all devices (identical everywhere), indexed by layer; null for maxpool layers. Views into the arenas, valid until the next step. */
   readonly weightGradients: (WeightGradientArrays | null)[];
   /** The loss gradient w.r.t. the network input over each local tile's core of map 0 (when asked). */
   readonly inputGradient: Map<number, Float32Array>;
@@ -48,152 +52,162 @@ export interface StepOptions {
   readonly wantInputGradient: boolean;
 }
 
-export async function runDeviceStep(
-  plan: TilePlan,
-  params: readonly LayerTensors[],
-  exchange: Exchange,
-  inputs: StepInputs,
-  options: StepOptions,
-): Promise<DeviceStepResult> {
-  const { net, batch } = plan;
+/** What a device keeps across steps: its plan, arenas and compute engine. */
+export interface DeviceRuntime {
+  readonly plan: TilePlan;
+  readonly rank: number;
+  readonly arenas: DeviceArenas;
+  readonly engine: ComputeEngine;
+  /** Overlap communication with compute (off only to measure what overlap gains). */
+  readonly overlap: boolean;
+}
+
+export async function runDeviceStep(runtime: DeviceRuntime, exchange: Exchange, inputs: StepInputs, options: StepOptions): Promise<DeviceStepResult> {
+  const { plan, arenas, engine, overlap } = runtime;
+  const { net } = plan;
+  const keys = bufferKeys;
   const tiles = tilesOfDevice(plan, exchange.rank);
-  const toTensor = (map: number, region: Region, data: Float32Array): tf.Tensor4D =>
-    tf.tensor4d(data, [batch, regionHeight(region), regionWidth(region), plan.maps[map]!.channels]);
-
+  const view = (key: string): Float32Array => arenas.view(key);
+  const at = (key: string): BufferLocation => arenas.locate(key);
+  const layersOf = (first: number, last: number, key: (l: number) => string): Record<number, BufferLocation> =>
+    Object.fromEntries(Array.from({ length: last - first + 1 }, (_, i) => [first + i, at(key(first + i))]));
   const strips = new TileExchange(plan, exchange, options.step);
+  const groups = plan.forwardGroups.length;
+  const windows = plan.backward.length;
+  const wantPartial = (h: number): boolean => plan.backward[h]!.group.first > 0 || options.wantInputGradient;
+  const keepForward = new Set(plan.backward.flatMap((w) => (w.reuseForward === null ? [] : [w.reuseForward])));
 
+  engine.takeBusySeconds();
   const stepStarted = performance.now();
-  let computeMs = 0;
-  /** Times synchronous compute (tfjs kernels run on this thread; data() of the wasm backend is immediate). */
-  const compute = async <T>(work: () => T | Promise<T>): Promise<T> => {
-    const started = performance.now();
-    try {
-      return await work();
-    } finally {
-      computeMs += performance.now() - started;
-    }
+
+  // Gradient strips are expected before any compute: a neighbour that finishes its backward while
+  // this device is still in forward then delivers into place.
+  const sendGradient = new Map<string, (partial: Float32Array, sum: Float32Array) => Promise<void>>(); // `${h}/${tile}`
+  for (let h = 0; h < windows; h++) {
+    if (!wantPartial(h)) continue;
+    for (const tile of tiles) sendGradient.set(`${h}/${tile}`, strips.openGradient(h, tile, (from) => view(keys.gradientSlot(h, tile, from))));
+  }
+  // A recompute window's input strips are expected one window ahead.
+  const recomputeHalo = new Map<string, (core: Float32Array) => Promise<void>>();
+  const openRecompute = (h: number): void => {
+    const w = plan.backward[h];
+    if (!w || w.reuseForward !== null || w.recomputeFrom === 0) return;
+    for (const tile of tiles) recomputeHalo.set(`${h}/${tile}`, strips.openHalo('recompute', h, tile, view(keys.windowInput(h, tile))));
   };
 
-  const keepCoresAt = recomputeMaps(plan);
-  const keptCores = new Map<string, Float32Array>(); // `${map}/${tile}`
-  const keepForward = new Set(plan.backward.flatMap((w) => (w.reuseForward === null ? [] : [w.reuseForward])));
-  const stashes = new Map<string, FusedStash>(); // `${group}/${tile}`
-  const cores = new Map<number, Float32Array>(); // current forward core per tile
-
-  // Gradient strips are opened before any compute: a neighbour that finishes its backward while this
-  // device is still in forward then delivers into place. Their slots hold only the overlapping parts.
-  const gradientFor = new Map<string, (partial: Float32Array) => Promise<Float32Array>>(); // `${group}/${tile}`
-  plan.backward.forEach((window, h) => {
-    if (window.group.first > 0 || options.wantInputGradient) for (const tile of tiles) gradientFor.set(`${h}/${tile}`, strips.openGradient(h, tile));
-  });
-
   // Forward.
-  const haloFor = new Map<number, (core: Float32Array) => Promise<Float32Array>>();
-  for (let g = 0; g < plan.forwardGroups.length; g++) {
+  const haloFor = new Map<number, (core: Float32Array) => Promise<void>>();
+  for (let g = 0; g < groups; g++) {
     const group = plan.forwardGroups[g]!;
-    await Promise.all(
-      tiles.map(async (tile) => {
-        const regions = plan.forward[g]![tile]!;
-        const wanted = (t: number) => plan.forward[g]![t]!.held[0]!;
-        const inputData = g === 0 ? inputs.input(tile, wanted(tile)) : await haloFor.get(tile)!(cores.get(tile)!);
-        // The next group's halo is expected before this group computes: neighbours that finish first
-        // then deliver straight into place.
-        if (g + 1 < plan.forwardGroups.length) haloFor.set(tile, strips.openHalo('halo', g + 1, tile));
-        if (keepCoresAt.has(group.first)) keptCores.set(`${group.first}/${tile}`, g === 0 ? inputs.input(tile, planCore(plan, 0, tile)) : cores.get(tile)!);
-        await compute(async () => {
-          const x = toTensor(group.first, wanted(tile), inputData);
-          const { output, stash } = forwardFused(net.layers, params, regions, x, keepForward.has(g));
-          if (stash) stashes.set(`${g}/${tile}`, stash);
-          else x.dispose();
-          cores.set(tile, (await output.data()) as Float32Array);
-          if (!stash) output.dispose();
-        });
-      }),
-    );
+    await Promise.all(tiles.map(async (tile) => {
+      const regions = plan.forward[g]![tile]!;
+      if (g === 0) inputs.input(tile, regions.held[0]!, view(keys.groupInput(0, tile)));
+      else await haloFor.get(tile)!(view(keys.groupOutput(g - 1, tile)));
+      // The next group's halo is expected before this group computes: neighbours that finish first
+      // then deliver straight into place.
+      if (g + 1 < groups) haloFor.set(tile, strips.openHalo('halo', g + 1, tile, view(keys.groupInput(g + 1, tile))));
+      await engine.run({
+        kind: 'forward',
+        regions,
+        input: at(keys.groupInput(g, tile)),
+        stash: keepForward.has(g) ? layersOf(group.first, group.last, (l) => keys.groupStash(g, tile, l)) : null,
+        output: at(keys.groupOutput(g, tile)),
+      });
+    }));
   }
 
   // Loss gradient at the front's output.
+  openRecompute(windows - 1);
   const lastMap = net.layers.length;
-  const gradients = new Map<number, Float32Array>();
-  await Promise.all(tiles.map(async (tile) => gradients.set(tile, await inputs.outputGradient(tile, planCore(plan, lastMap, tile), cores.get(tile)!))));
+  await Promise.all(tiles.map(async (tile) => {
+    const gradient = await inputs.outputGradient(tile, planCore(plan, lastMap, tile), view(keys.groupOutput(groups - 1, tile)));
+    view(keys.windowOutputGradient(windows - 1, tile)).set(gradient);
+  }));
 
-  // Backward.
-  const perTile = new Map<number, Map<number, WeightGradient>[]>(tiles.map((t) => [t, []]));
-  for (let h = plan.backward.length - 1; h >= 0; h--) {
+  // Backward, last window first. Each layer's reduction starts once all local tiles have its gradient.
+  const reductions: Promise<void>[] = [];
+  let computeEnded = performance.now();
+  for (let h = windows - 1; h >= 0; h--) {
     const window = plan.backward[h]!;
     const { group } = window;
-    const wantInput = group.first > 0 || options.wantInputGradient;
-    await Promise.all(
-      tiles.map(async (tile) => {
-        const regions: FusedRegions = window.regions[tile]!;
-        let stash: FusedStash;
-        if (window.reuseForward !== null) stash = stashes.get(`${window.reuseForward}/${tile}`)!;
+    openRecompute(h - 1);
+    // Where this window's summed gradient goes: the next window's output gradient, or the input's.
+    const sumKey = (tile: number): string => (h > 0 ? keys.windowOutputGradient(h - 1, tile) : keys.inputGradient(tile));
+    await Promise.all(tiles.map(async (tile) => {
+      const regions = window.regions[tile]!;
+      let input: BufferLocation;
+      let stash: Record<number, BufferLocation>;
+      if (window.reuseForward !== null) {
+        input = at(keys.groupInput(window.reuseForward, tile));
+        stash = layersOf(group.first, group.last, (l) => keys.groupStash(window.reuseForward!, tile, l));
+      } else {
+        const from = window.recomputeFrom;
+        input = at(keys.windowInput(h, tile));
+        if (from === 0) inputs.input(tile, regions.held[0]!, view(keys.windowInput(h, tile)));
         else {
-          const from = window.recomputeFrom;
-          const wanted = (t: number) => window.regions[t]!.held[0]!;
-          const inputData = from === 0 ? inputs.input(tile, wanted(tile)) : await strips.openHalo('recompute', h, tile)(keptCores.get(`${from}/${tile}`)!);
-          stash = await compute(() => forwardFused(net.layers, params, regions, toTensor(from, wanted(tile), inputData), true).stash!);
+          const sourceGroup = plan.forwardGroups.findIndex((fg) => fg.first === from);
+          await recomputeHalo.get(`${h}/${tile}`)!(view(keys.groupOutput(sourceGroup - 1, tile)));
         }
-        const endMap = group.last + 1;
-        const partial = await compute(async () => {
-          const dy = toTensor(endMap, planCore(plan, endMap, tile), gradients.get(tile)!);
-          const { dInput, weights } = backwardFused(net.layers, params, stash, group.first, dy, wantInput);
-          dy.dispose();
-          disposeStash(stash);
-          perTile.get(tile)!.push(weights);
-          if (!dInput) return null;
-          const data = (await dInput.data()) as Float32Array;
-          dInput.dispose();
-          return data;
-        });
-        if (partial) gradients.set(tile, await gradientFor.get(`${h}/${tile}`)!(partial));
-      }),
-    );
-  }
-
-  // Sum this device's tiles in tile order, then across devices.
-  const reduceStarted = performance.now();
-  const weightGradients: (WeightGradientArrays | null)[] = [];
-  for (let l = 0; l < net.layers.length; l++) {
-    const layer = net.layers[l]!;
-    if (layer.kind !== 'conv') {
-      weightGradients.push(null);
-      continue;
+        stash = layersOf(from, group.last, (l) => keys.windowStash(h, tile, l));
+        await engine.run({ kind: 'forward', regions, input, stash, output: null });
+      }
+      const weights = Object.fromEntries(Array.from({ length: group.last - group.first + 1 }, (_, i) => group.first + i)
+        .filter((l) => weightBucketLength(plan, l) !== null)
+        .map((l) => [l, at(tiles.length > 1 ? keys.tileWeightGradient(l, tile) : keys.weightGradient(l))]));
+      const partial = wantPartial(h) ? at(keys.windowPartial(h, tile)) : null;
+      let sent: Promise<void> = Promise.resolve();
+      const send = (): void => {
+        sent = sendGradient.get(`${h}/${tile}`)!(view(keys.windowPartial(h, tile)), view(sumKey(tile)));
+      };
+      await engine.run({
+        kind: 'backward', regions, fromLayer: group.first, input, stash,
+        outputGradient: at(keys.windowOutputGradient(h, tile)), partial, weights,
+      }, partial && overlap ? send : undefined);
+      if (partial && !overlap) send();
+      await sent;
+    }));
+    computeEnded = performance.now();
+    for (let l = group.first; l <= group.last; l++) {
+      if (weightBucketLength(plan, l) === null) continue;
+      const bucket = view(keys.weightGradient(l));
+      if (tiles.length > 1) {
+        // Local tiles summed in tile order: the same rounding on every run.
+        bucket.fill(0);
+        for (const tile of tiles) {
+          const part = view(keys.tileWeightGradient(l, tile));
+          for (let i = 0; i < bucket.length; i++) bucket[i] = bucket[i]! + part[i]!;
+        }
+      }
+      const reduced = exchange.allReduceSum(weightBucket(options.step, l), bucket);
+      if (overlap) {
+        reduced.catch(() => undefined); // awaited below; a failure must not surface as unhandled meanwhile
+        reductions.push(reduced);
+      } else await reduced;
     }
-    const parts = tiles.flatMap((t) => perTile.get(t)!.flatMap((m) => (m.has(l) ? [m.get(l)!] : [])));
-    const sum = async (pick: (w: WeightGradient) => tf.Tensor | undefined): Promise<Float32Array | null> => {
-      const tensors = parts.map(pick).filter((t): t is tf.Tensor => t !== undefined);
-      if (tensors.length === 0) return null;
-      const total = tf.tidy(() => tensors.reduce((a, b) => tf.add(a, b)));
-      const data = (await total.data()) as Float32Array;
-      if (tensors.length > 1) total.dispose();
-      return data;
-    };
-    const dFilter = await sum((w) => w.dFilter);
-    const dBiases = await sum((w) => w.dBiases);
-    const dScales = await sum((w) => w.dScales);
-    for (const p of parts) tf.dispose([p.dFilter, p.dBiases, ...(p.dScales ? [p.dScales] : [])]);
-    // One flat buffer per layer keeps the number of reductions small.
-    const lengths = [dFilter!.length, dBiases!.length, dScales?.length ?? 0];
-    const flat = new Float32Array(lengths[0]! + lengths[1]! + lengths[2]!);
-    flat.set(dFilter!, 0);
-    flat.set(dBiases!, lengths[0]);
-    if (dScales) flat.set(dScales, lengths[0]! + lengths[1]!);
-    await exchange.allReduceSum(weightBucket(options.step, l), flat);
-    const filterPart = flat.subarray(0, lengths[0]);
-    const biasPart = flat.subarray(lengths[0], lengths[0]! + lengths[1]!);
-    weightGradients.push(dScales ? { dFilter: filterPart, dBiases: biasPart, dScales: flat.subarray(lengths[0]! + lengths[1]!) } : { dFilter: filterPart, dBiases: biasPart });
   }
-
+  await Promise.all(reductions);
   const finished = performance.now();
-  const reduceMs = finished - reduceStarted;
-  const phases = {
-    step: (finished - stepStarted) / 1000,
-    compute: computeMs / 1000,
-    exchangeWait: Math.max(0, finished - stepStarted - computeMs - reduceMs) / 1000,
-    reduce: reduceMs / 1000,
+
+  const weightGradients: (WeightGradientArrays | null)[] = net.layers.map((layer, l) => {
+    if (layer.kind !== 'conv') return null;
+    const bucket = view(keys.weightGradient(l));
+    const filter = layer.size * layer.size * plan.maps[l]!.channels * layer.filters;
+    const dFilter = bucket.subarray(0, filter);
+    const dBiases = bucket.subarray(filter, filter + layer.filters);
+    return layer.batchNormalize ? { dFilter, dBiases, dScales: bucket.subarray(filter + layer.filters) } : { dFilter, dBiases };
+  });
+  const busy = engine.takeBusySeconds();
+  const compute = busy.reduce((a, b) => a + b, 0) / busy.length;
+  const stepSeconds = (finished - stepStarted) / 1000;
+  const reduce = (finished - computeEnded) / 1000;
+  const phases: PhaseSeconds = {
+    step: stepSeconds,
+    compute,
+    computeIdle: Math.max(0, stepSeconds - compute),
+    exchangeWait: Math.max(0, stepSeconds - compute - reduce),
+    reduce,
   };
   const inputGradient = new Map<number, Float32Array>();
-  if (options.wantInputGradient) for (const t of tiles) inputGradient.set(t, gradients.get(t)!);
+  if (options.wantInputGradient) for (const t of tiles) inputGradient.set(t, view(keys.inputGradient(t)));
   return { phases, weightGradients, inputGradient };
 }

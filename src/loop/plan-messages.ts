@@ -3,7 +3,7 @@
 import { createHash } from 'node:crypto';
 import type { StripFields, ReduceFields } from '../peers/codec.js';
 import type { MessageValidator } from '../peers/peer-node.js';
-import { type TilePlan, exchangeRegions } from '../tiles/plan.js';
+import { type TilePlan, exchangeRegions, weightBucketLength } from '../tiles/plan.js';
 import { formatRegion, intersectRegions, isEmptyRegion, regionHeight, regionWidth } from '../tiles/region.js';
 
 export const weightBucket = (step: number, layer: number): string => `${step}/dW/${layer}`;
@@ -11,14 +11,6 @@ export const lossBucket = (step: number): string => `${step}/loss`;
 export const checksumBucket = (step: number): string => `${step}/checksum`;
 /** Floats per device in a checksum reduction (16-bit pieces of the hash). */
 export const CHECKSUM_PIECES = 3;
-
-/** Floats of one layer's reduction bucket: filter, biases and BN scales. */
-export function weightBucketLength(plan: TilePlan, layer: number): number | null {
-  const l = plan.net.layers[layer];
-  if (!l || l.kind !== 'conv') return null;
-  const inChannels = plan.maps[layer]!.channels;
-  return l.size * l.size * inChannels * l.filters + l.filters + (l.batchNormalize ? l.filters : 0);
-}
 
 /** A hash of everything that must be equal on every device for their steps to fit together. */
 export function planHash(plan: TilePlan): string {

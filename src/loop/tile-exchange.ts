@@ -2,9 +2,9 @@
 // inputs assembled from the owners' cores, and partial gradients sent to their owners and added.
 // Geometry comes from the plan (exchangeRegions); bytes move only through the Exchange.
 import type { Exchange, StripPhase } from '../peers/exchange.js';
-import { type RegionLayout, copySubRegion, extractSubRegion, layoutLength } from '../tiles/layout.js';
+import { type RegionLayout, copySubRegion, layoutLength } from '../tiles/layout.js';
 import { type TilePlan, exchangeRegions, exchangeStrips } from '../tiles/plan.js';
-import type { Region } from '../tiles/region.js';
+import { type Region, intersectRegions, isEmptyRegion } from '../tiles/region.js';
 
 type Take = (from: number, part: Region, band: Region, data: Float32Array) => void;
 
@@ -22,8 +22,7 @@ export class TileExchange {
   /**
    * One exchange point for one tile, in two halves. `expectParts` registers, ahead of time, every
    * part source(from) ∩ wanted(me) that other tiles will send, so strips that arrive early are
-   * scattered straight into place instead of being stashed (a second copy); `sendParts` sends
-   * source(me) ∩ wanted(to) to every other tile and hands my own part to `take`. Parts may arrive in
+   * scattered straight into place instead of being stashed (a second copy). Parts may arrive in
    * bands of rows: `band` is the sub-region that `data` holds.
    */
   private expectParts(phase: StripPhase, group: number, tile: number, take: Take): Promise<void> {
@@ -39,55 +38,53 @@ export class TileExchange {
     return all;
   }
 
-  private sendParts(phase: StripPhase, group: number, tile: number, mine: Float32Array, take: Take): void {
+  /** Sends source(me) ∩ wanted(to) to every other tile, gathered straight from `mine`. */
+  private sendParts(phase: StripPhase, group: number, tile: number, mine: Float32Array): void {
     const { map, strips } = exchangeStrips(this.plan, phase, group);
     const mySource = this.layout(map, exchangeRegions(this.plan, phase, group).source(tile));
-    for (const { to, region } of strips.filter((s) => s.from === tile)) {
-      if (to === tile) take(tile, region, region, extractSubRegion(mine, mySource, region));
-      else {
-        this.exchange.sendStrip({ step: this.step, phase, group, from: tile, to }, region, layoutLength(this.layout(map, region)), (target, band) =>
-          copySubRegion(mine, mySource, target, this.layout(map, band), band));
-      }
+    for (const { to, region } of strips.filter((s) => s.from === tile && s.to !== tile)) {
+      this.exchange.sendStrip({ step: this.step, phase, group, from: tile, to }, region, layoutLength(this.layout(map, region)), (target, band) =>
+        copySubRegion(mine, mySource, target, this.layout(map, band), band));
     }
   }
 
-  /** Get ready to assemble the extended region this tile wants from the owners' cores. */
-  openHalo(phase: 'halo' | 'recompute', group: number, tile: number): (core: Float32Array) => Promise<Float32Array> {
-    const { map, wanted } = exchangeRegions(this.plan, phase, group);
-    const target = this.layout(map, wanted(tile));
-    const assembled = new Float32Array(layoutLength(target));
-    const take: Take = (_from, _part, band, data) => copySubRegion(data, this.layout(map, band), assembled, target, band);
-    const arrivals = this.expectParts(phase, group, tile, take);
+  /**
+   * Get ready to assemble, in `target`, the extended region this tile wants from the owners' cores.
+   * The returned function sends this tile's core to the others, copies its own part, and resolves
+   * once every other part has landed.
+   */
+  openHalo(phase: 'halo' | 'recompute', group: number, tile: number, target: Float32Array): (core: Float32Array) => Promise<void> {
+    const { map, source, wanted } = exchangeRegions(this.plan, phase, group);
+    const targetLayout = this.layout(map, wanted(tile));
+    const arrivals = this.expectParts(phase, group, tile, (_from, _part, band, data) => copySubRegion(data, this.layout(map, band), target, targetLayout, band));
     return async (core) => {
-      this.sendParts(phase, group, tile, core, take);
+      this.sendParts(phase, group, tile, core);
+      const own = intersectRegions(source(tile), wanted(tile));
+      if (!isEmptyRegion(own)) copySubRegion(core, this.layout(map, source(tile)), target, targetLayout, own);
       await arrivals;
-      return assembled;
     };
   }
 
-  /** The adjoint of openHalo: partial gradients go to their owners and are added there. */
-  openGradient(group: number, tile: number): (partial: Float32Array) => Promise<Float32Array> {
-    const { map, wanted } = exchangeRegions(this.plan, 'grad', group);
-    // Each source lands in its own slot; slots are summed in tile order afterwards so the rounding
-    // of the sum does not depend on arrival order.
-    const slots = new Map<number, { part: Region; data: Float32Array }>();
-    const take: Take = (from, part, band, data) => {
-      let slot = slots.get(from);
-      if (!slot) slots.set(from, (slot = { part, data: new Float32Array(layoutLength(this.layout(map, part))) }));
-      copySubRegion(data, this.layout(map, band), slot.data, this.layout(map, part), band);
-    };
-    const arrivals = this.expectParts('grad', group, tile, take);
-    return async (partial) => {
-      this.sendParts('grad', group, tile, partial, take);
+  /**
+   * The adjoint of openHalo: partial gradients go to their owners and are added there. Each other
+   * tile's strip lands in its own slot (`slot(from)`, laid out over that strip's region); the
+   * returned function sends this tile's partial and, once every strip is in, writes into `sum` the
+   * tile's own part plus the slots, added in tile order so the rounding does not depend on arrival order.
+   */
+  openGradient(group: number, tile: number, slot: (from: number) => Float32Array): (partial: Float32Array, sum: Float32Array) => Promise<void> {
+    const { map, source, wanted } = exchangeRegions(this.plan, 'grad', group);
+    const arrivals = this.expectParts('grad', group, tile, (from, part, band, data) =>
+      copySubRegion(data, this.layout(map, band), slot(from), this.layout(map, part), band));
+    const parts = exchangeStrips(this.plan, 'grad', group).strips.filter((s) => s.to === tile).sort((a, b) => a.from - b.from);
+    return async (partial, sum) => {
+      this.sendParts('grad', group, tile, partial);
       await arrivals;
       const myCore = this.layout(map, wanted(tile));
-      const sum = new Float32Array(layoutLength(myCore));
-      for (const from of [...slots.keys()].sort((x, y) => x - y)) {
-        const slot = slots.get(from)!;
-        copySubRegion(slot.data, this.layout(map, slot.part), sum, myCore, slot.part, 'add');
+      sum.fill(0);
+      for (const { from, region } of parts) {
+        if (from === tile) copySubRegion(partial, this.layout(map, source(tile)), sum, myCore, region, 'add');
+        else copySubRegion(slot(from), this.layout(map, region), sum, myCore, region, 'add');
       }
-      return sum;
     };
   }
-
 }

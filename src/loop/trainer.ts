@@ -2,16 +2,14 @@
 // optimizer, weight checksums across devices and checkpoints. Every device runs the same loop on the
 // same summed gradients, so their weights stay identical (and are checked to be).
 import { createHash } from 'node:crypto';
-import { disposeLayerTensors, frontTensors } from '../fused/layer-ops.js';
 import type { FrontParams } from '../model/weights.js';
 import type { Exchange } from '../peers/exchange.js';
-import { type RegionLayout, extractSubRegion } from '../tiles/layout.js';
-import type { TilePlan } from '../tiles/plan.js';
+import { type RegionLayout, copySubRegion, extractSubRegion } from '../tiles/layout.js';
 import { wholeMap } from '../tiles/region.js';
 import { saveCheckpoint } from '../train/checkpoint.js';
 import { type OptimizerState, applyUpdate } from '../train/optimizer.js';
 import { syntheticImages, syntheticTarget } from '../train/synthetic.js';
-import { type PhaseSeconds, runDeviceStep } from './device-step.js';
+import { type DeviceRuntime, type PhaseSeconds, runDeviceStep } from './device-step.js';
 import { CHECKSUM_PIECES, checksumBucket, lossBucket, planHash } from './plan-messages.js';
 
 export interface StepReport {
@@ -23,9 +21,9 @@ export interface StepReport {
 }
 
 export interface TrainerOptions {
-  readonly plan: TilePlan;
+  readonly runtime: DeviceRuntime;
   readonly exchange: Exchange;
-  /** Updated in place. */
+  /** Updated in place; the arrays the runtime's compute threads read. */
   readonly params: FrontParams;
   readonly state: OptimizerState;
   readonly firstStep: number;
@@ -84,7 +82,8 @@ export function squaredError(output: Float32Array, target: Float32Array, outputs
 }
 
 export async function train(options: TrainerOptions): Promise<void> {
-  const { plan, exchange, params, state } = options;
+  const { runtime, exchange, params, state } = options;
+  const { plan } = runtime;
   const { net, batch } = plan;
   const inputMap = plan.maps[0]!;
   const outputMap = plan.maps[plan.maps.length - 1]!;
@@ -96,23 +95,15 @@ export async function train(options: TrainerOptions): Promise<void> {
     const started = performance.now();
     const images = syntheticImages(net, batch, options.seed, step);
     let localLoss = 0;
-    const tensors = frontTensors(net, params);
-    let gradients;
-    let phases: PhaseSeconds;
-    try {
-      const result = await runDeviceStep(plan, tensors, exchange, {
-        input: (_tile, region) => extractSubRegion(images, inputLayout, region),
-        outputGradient: async (_tile, core, output) => {
-          const { loss, gradient } = squaredError(output, extractSubRegion(target, outputLayout, core), outputMap.height * outputMap.width * outputMap.channels);
-          localLoss += loss;
-          return gradient;
-        },
-      }, { step, wantInputGradient: false });
-      gradients = result.weightGradients;
-      phases = result.phases;
-    } finally {
-      disposeLayerTensors(tensors);
-    }
+    await runtime.engine.loadParams();
+    const { weightGradients: gradients, phases } = await runDeviceStep(runtime, exchange, {
+      input: (_tile, region, into) => copySubRegion(images, inputLayout, into, { ...inputLayout, region }, region),
+      outputGradient: async (_tile, core, output) => {
+        const { loss, gradient } = squaredError(output, extractSubRegion(target, outputLayout, core), outputMap.height * outputMap.width * outputMap.channels);
+        localLoss += loss;
+        return gradient;
+      },
+    }, { step, wantInputGradient: false });
     const loss = new Float32Array([localLoss]);
     await exchange.allReduceSum(lossBucket(step), loss);
     const rate = applyUpdate(params, state, gradients, net.hyper, step);

@@ -114,3 +114,11 @@ export function exchangeStrips(plan: TilePlan, phase: 'halo' | 'recompute' | 'gr
   const { map, source, wanted } = exchangeRegions(plan, phase, group);
   return { map, strips: overlapStrips(plan.tiles, source, wanted) };
 }
+
+/** Floats of one conv layer's weight-gradient bucket (filter, biases, BN scales); null without weights. */
+export function weightBucketLength(plan: TilePlan, layer: number): number | null {
+  const l = plan.net.layers[layer];
+  if (!l || l.kind !== 'conv') return null;
+  const inChannels = plan.maps[layer]!.channels;
+  return l.size * l.size * inChannels * l.filters + l.filters + (l.batchNormalize ? l.filters : 0);
+}

@@ -3,7 +3,7 @@
 import type { StepInputs } from '../loop/device-step.js';
 import { type Network, mapShapes } from '../model/layers.js';
 import { type FrontParams, fillUniform, randomParams, seededRandom } from '../model/weights.js';
-import { type RegionLayout, extractSubRegion } from '../tiles/layout.js';
+import { type RegionLayout, copySubRegion, extractSubRegion } from '../tiles/layout.js';
 import { wholeMap } from '../tiles/region.js';
 
 export interface VerifyData {
@@ -30,7 +30,7 @@ export function verifyData(net: Network, batch: number, seed: number): VerifyDat
   return {
     params, input, outputWeights, inputLayout, outputLayout,
     stepInputs: {
-      input: (_tile, region) => extractSubRegion(input, inputLayout, region),
+      input: (_tile, region, into) => copySubRegion(input, inputLayout, into, { ...inputLayout, region }, region),
       outputGradient: async (_tile, core) => extractSubRegion(outputWeights, outputLayout, core),
     },
   };

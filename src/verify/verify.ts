@@ -1,9 +1,10 @@
 // `edge verify`: train one step of the tile-partitioned front (all devices in this process, through
 // the real exchange code) and compare every gradient with tf.grad of the unpartitioned front.
+import { createDeviceRuntime } from '../loop/device-runtime.js';
 import { runDeviceStep } from '../loop/device-step.js';
 import { type Network, mapShapes } from '../model/layers.js';
-import { disposeLayerTensors, frontTensors } from '../fused/layer-ops.js';
 import { linearLoss, referenceGradients } from '../fused/reference.js';
+import type { BackendName } from '../fused/backend.js';
 import type { Exchange } from '../peers/exchange.js';
 import { createInMemoryCluster } from '../peers/in-memory.js';
 import type { Grid } from '../tiles/grid.js';
@@ -22,6 +23,12 @@ export interface VerifyRequest {
   readonly devices?: number;
   readonly seed: number;
   readonly tolerance: number;
+  /** Compute worker threads per device (default 0: every device computes on this thread). */
+  readonly workers?: number;
+  /** The bundled worker entry when this code does not run from dist/ (tests). */
+  readonly workerScript?: URL;
+  /** Backend of the compute workers (this thread's backend is whatever is active). */
+  readonly backend?: BackendName;
   /** Interposes on every device's exchange (instrumentation, fault injection in tests). */
   readonly wrapExchange?: (exchange: Exchange) => Exchange;
 }
@@ -81,14 +88,20 @@ export async function verify(request: VerifyRequest): Promise<VerifyReport> {
   const referenceSeconds = (performance.now() - started) / 1000;
 
   started = performance.now();
-  const tensors = frontTensors(net, params);
   const cluster = createInMemoryCluster(plan.devices, plan.tileDevice);
-  const results = await Promise.all(
-    cluster.map((exchange) =>
-      runDeviceStep(plan, tensors, request.wrapExchange ? request.wrapExchange(exchange) : exchange, stepInputs, { step: 0, wantInputGradient: true }),
-    ),
-  );
-  disposeLayerTensors(tensors);
+  const runtimes = await Promise.all(cluster.map((exchange) =>
+    createDeviceRuntime({ plan, rank: exchange.rank, params, threads: request.workers ?? 0, backend: request.backend ?? 'wasm', wantInputGradient: true, ...(request.workerScript ? { workerScript: request.workerScript } : {}) })));
+  let results;
+  try {
+    await Promise.all(runtimes.map((r) => r.engine.loadParams()));
+    results = await Promise.all(
+      cluster.map((exchange, rank) =>
+        runDeviceStep(runtimes[rank]!, request.wrapExchange ? request.wrapExchange(exchange) : exchange, stepInputs, { step: 0, wantInputGradient: true }),
+      ),
+    );
+  } finally {
+    await Promise.all(runtimes.map((r) => r.engine.close()));
+  }
   const tiledSeconds = (performance.now() - started) / 1000;
 
   const comparisons: Comparison[] = [];

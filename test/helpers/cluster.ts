@@ -18,6 +18,9 @@ export async function freePorts(count: number): Promise<number[]> {
   return ports;
 }
 
+/** The bundled compute-worker entry, for tests that start worker threads from source (npm test builds it first). */
+export const WORKER_SCRIPT = new URL('../../dist/compute-worker.js', import.meta.url);
+
 /** The bundle runs as users run it: without the test runner's loader and coverage hooks. */
 export function bundleEnv(): NodeJS.ProcessEnv {
   const env = { ...process.env };

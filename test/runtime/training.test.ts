@@ -7,6 +7,7 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { initBackend } from '../../src/fused/backend.js';
+import { createDeviceRuntime } from '../../src/loop/device-runtime.js';
 import { train } from '../../src/loop/trainer.js';
 import type { Network } from '../../src/model/layers.js';
 import { presetCfg, withInputSize } from '../../src/model/presets.js';
@@ -14,6 +15,7 @@ import { decodeWeights, randomParams } from '../../src/model/weights.js';
 import { createInMemoryCluster } from '../../src/peers/in-memory.js';
 import { parseGrouping } from '../../src/tiles/groups.js';
 import { buildTilePlan } from '../../src/tiles/plan.js';
+import { WORKER_SCRIPT } from '../helpers/cluster.js';
 import { newOptimizerState } from '../../src/train/optimizer.js';
 import { readLatest } from '../../src/train/checkpoint.js';
 import { bundleEnv } from '../helpers/cluster.js';
@@ -32,6 +34,9 @@ t.test('in-process devices train to the reference weights', async (t) => {
     { devices: 4, grid: { rows: 2, cols: 2 }, forward: '0,2', backward: '0,3' },
     { devices: 2, grid: { rows: 3, cols: 2 }, forward: 'each', backward: 'all' },
     { devices: 4, grid: { rows: 3, cols: 2 }, forward: '0,1,3', backward: '0,1,3' },
+    // Compute on worker threads sharing the arenas (the bundled worker entry), overlap off and on.
+    { devices: 2, grid: { rows: 2, cols: 2 }, forward: '0,2', backward: 'each', workers: 1, overlap: false },
+    { devices: 1, grid: { rows: 3, cols: 2 }, forward: 'each', backward: '0,2', workers: 2, overlap: true },
   ];
   const net = withBatch(tiny, 2);
   const reference = await referenceTraining(net, randomParams(net, SEED), STEPS, SEED);
@@ -39,12 +44,18 @@ t.test('in-process devices train to the reference weights', async (t) => {
     const plan = buildTilePlan({ net, grid: c.grid, devices: c.devices, batch: 2, forwardGroups: parseGrouping(c.forward, net.layers.length), backwardGroups: parseGrouping(c.backward, net.layers.length) });
     const cluster = createInMemoryCluster(c.devices, plan.tileDevice);
     const results = await Promise.all(cluster.map(async (exchange) => {
-      const params = randomParams(net, SEED);
-      await train({ plan, exchange, params, state: newOptimizerState(params), firstStep: 0, steps: STEPS, seed: SEED, checksumEvery: 2 });
-      return params;
+      const runtime = await createDeviceRuntime({
+        plan, rank: exchange.rank, params: randomParams(net, SEED), threads: c.workers ?? 0, backend: 'wasm', overlap: c.overlap ?? true, workerScript: WORKER_SCRIPT,
+      });
+      try {
+        await train({ runtime, exchange, params: runtime.params, state: newOptimizerState(runtime.params), firstStep: 0, steps: STEPS, seed: SEED, checksumEvery: 2 });
+      } finally {
+        await runtime.engine.close();
+      }
+      return runtime.params;
     }));
     const error = paramsRelativeError(results[0]!, reference);
-    t.ok(error < 1e-4, `${c.devices} devices, grid ${c.grid.rows}x${c.grid.cols}, forward ${c.forward}, backward ${c.backward}: ${error.toExponential(2)}`);
+    t.ok(error < 1e-4, `${c.devices} devices, grid ${c.grid.rows}x${c.grid.cols}, forward ${c.forward}, backward ${c.backward}, workers ${c.workers ?? 0}: ${error.toExponential(2)}`);
     t.ok(results.every((r) => paramsRelativeError(r, results[0]!) === 0), 'every device holds the same weights');
   }
 });

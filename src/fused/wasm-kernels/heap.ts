@@ -1,6 +1,7 @@
 // Access to tensors that live in the tfjs wasm heap. A view is valid only until the next allocation
 // (the heap may grow and move), so take views after allocating and never keep them.
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
+import * as tf from '@tensorflow/tfjs';
 import type { TensorInfo } from '@tensorflow/tfjs';
 
 /** Float offset of a tensor's first element in the wasm heap. */
@@ -21,4 +22,10 @@ export function allocate(backend: BackendWasm, shape: number[]): TensorInfo {
 
 export function release(backend: BackendWasm, ...tensors: TensorInfo[]): void {
   for (const t of tensors) backend.disposeData(t.dataId);
+}
+
+/** Size of this thread's wasm heap (its high-water mark: it never shrinks); 0 off the wasm backend. */
+export function wasmHeapBytes(): number {
+  if (tf.getBackend() !== 'wasm') return 0;
+  return ((tf.backend() as BackendWasm).wasm as unknown as { HEAPU8: Uint8Array }).HEAPU8.length;
 }

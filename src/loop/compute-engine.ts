@@ -1,0 +1,59 @@
+// Where a device's compute runs. The scheduler hands tasks to an engine and keeps the sockets; the
+// inline engine runs them on the calling thread (tests, verification, memory-tight devices), the
+// worker engine on worker threads that share the arenas (src/loop/worker-engine.ts).
+import { frontTensors, disposeLayerTensors, type LayerTensors } from '../fused/layer-ops.js';
+import { mapShapes, type Network } from '../model/layers.js';
+import type { FrontParams } from '../model/weights.js';
+import type { BufferLocation } from '../memory/arena.js';
+import { type ComputeTask, runTask } from './compute-tasks.js';
+
+export interface ComputeEngine {
+  /** Compute threads besides the caller's; 0 when tasks run inline. */
+  readonly threads: number;
+  /** Rebuilds the parameter tensors from the (updated) parameter buffers. */
+  loadParams(): Promise<void>;
+  /** `onPartial` runs once a backward task's partial input gradient is in its buffer. */
+  run(task: ComputeTask, onPartial?: () => void): Promise<void>;
+  /** Seconds each compute thread spent in tasks since the previous call. */
+  takeBusySeconds(): number[];
+  close(): Promise<void>;
+}
+
+export class InlineEngine implements ComputeEngine {
+  readonly threads = 0;
+  private tensors: LayerTensors[] | null = null;
+  private busy = 0;
+
+  constructor(
+    private readonly net: Network,
+    private readonly batch: number,
+    private readonly params: FrontParams,
+    private readonly views: (location: BufferLocation) => Float32Array,
+  ) {}
+
+  async loadParams(): Promise<void> {
+    if (this.tensors) disposeLayerTensors(this.tensors);
+    this.tensors = frontTensors(this.net, this.params);
+  }
+
+  async run(task: ComputeTask, onPartial: () => void = () => undefined): Promise<void> {
+    if (!this.tensors) throw new Error('compute engine has no parameters: call loadParams() first');
+    const started = performance.now();
+    try {
+      runTask({ layers: this.net.layers, maps: mapShapes(this.net), batch: this.batch, params: this.tensors }, this.views, task, onPartial);
+    } finally {
+      this.busy += (performance.now() - started) / 1000;
+    }
+  }
+
+  takeBusySeconds(): number[] {
+    const busy = this.busy;
+    this.busy = 0;
+    return [busy];
+  }
+
+  async close(): Promise<void> {
+    if (this.tensors) disposeLayerTensors(this.tensors);
+    this.tensors = null;
+  }
+}

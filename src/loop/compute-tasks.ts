@@ -1,0 +1,56 @@
+// Compute work the scheduler hands out: one tile through one forward group or backward window, with
+// every buffer named by its arena location so a worker thread can run it on the shared arenas.
+import type { FusedRegions } from '../tiles/fused-regions.js';
+import type { BufferLocation } from '../memory/arena.js';
+import { type ComputeContext, backwardTile, forwardTile } from '../fused/tile-compute.js';
+
+export interface ForwardTask {
+  readonly kind: 'forward';
+  readonly regions: FusedRegions;
+  readonly input: BufferLocation;
+  /** By layer; null when backward will not reuse this pass. */
+  readonly stash: Readonly<Record<number, BufferLocation>> | null;
+  /** Null for a recompute pass, whose output nobody reads. */
+  readonly output: BufferLocation | null;
+}
+
+export interface BackwardTask {
+  readonly kind: 'backward';
+  readonly regions: FusedRegions;
+  readonly fromLayer: number;
+  readonly input: BufferLocation;
+  readonly stash: Readonly<Record<number, BufferLocation>>;
+  readonly outputGradient: BufferLocation;
+  readonly partial: BufferLocation | null;
+  readonly weights: Readonly<Record<number, BufferLocation>>;
+}
+
+export type ComputeTask = ForwardTask | BackwardTask;
+
+type Views = (location: BufferLocation) => Float32Array;
+
+function pick(table: Readonly<Record<number, BufferLocation>>, layer: number, what: string): BufferLocation {
+  const location = table[layer];
+  if (!location) throw new Error(`task has no ${what} buffer for layer ${layer}`);
+  return location;
+}
+
+/** Runs a task on this thread. */
+export function runTask(ctx: ComputeContext, views: Views, task: ComputeTask, onPartial: () => void): void {
+  if (task.kind === 'forward') {
+    const stash = task.stash;
+    forwardTile(ctx, task.regions, {
+      input: views(task.input),
+      ...(stash ? { stash: (l: number) => views(pick(stash, l, 'stash')) } : {}),
+      ...(task.output ? { output: views(task.output) } : {}),
+    });
+    return;
+  }
+  backwardTile(ctx, task.regions, task.fromLayer, {
+    input: views(task.input),
+    stash: (l) => views(pick(task.stash, l, 'stash')),
+    outputGradient: views(task.outputGradient),
+    ...(task.partial ? { partial: views(task.partial) } : {}),
+    weightGradient: (l) => views(pick(task.weights, l, 'weight-gradient')),
+  }, onPartial);
+}

@@ -1,0 +1,48 @@
+// Entry of a compute worker thread (bundled as dist/compute-worker.js): its own tfjs backend instance,
+// the device's parameters and arenas shared with the scheduler, one task at a time.
+import { parentPort, workerData } from 'node:worker_threads';
+import * as tf from '@tensorflow/tfjs';
+import { initBackend } from '../fused/backend.js';
+import { type LayerTensors, disposeLayerTensors, frontTensors } from '../fused/layer-ops.js';
+import { wasmHeapBytes } from '../fused/wasm-kernels/heap.js';
+import { mapShapes } from '../model/layers.js';
+import { paramsInBuffer } from '../model/shared-params.js';
+import { runTask } from './compute-tasks.js';
+import type { FromWorker, ToWorker, WorkerSetup } from './worker-protocol.js';
+
+const port = parentPort;
+if (!port) throw new Error('compute-worker.js runs as a worker thread');
+const setup = workerData as WorkerSetup;
+const post = (message: FromWorker): void => port.postMessage(message);
+
+async function main(): Promise<void> {
+  const choice = await initBackend(setup.backend);
+  const maps = mapShapes(setup.net);
+  const params = paramsInBuffer(setup.net, setup.paramsBuffer);
+  const views = (l: { arena: number; offset: number; floats: number }): Float32Array => {
+    const buffer = setup.arenaBuffers[l.arena];
+    if (!buffer) throw new Error(`task names arena ${l.arena}, the device has ${setup.arenaBuffers.length}`);
+    return new Float32Array(buffer, l.offset * 4, l.floats);
+  };
+  let tensors: LayerTensors[] | null = null;
+  port!.on('message', (message: ToWorker) => {
+    if (message.type === 'params') {
+      if (tensors) disposeLayerTensors(tensors);
+      tensors = frontTensors(setup.net, params);
+      post({ type: 'params-loaded' });
+      return;
+    }
+    const started = performance.now();
+    try {
+      if (!tensors) throw new Error('task before parameters were loaded');
+      runTask({ layers: setup.net.layers, maps, batch: setup.batch, params: tensors }, views, message.task, () => post({ type: 'partial', id: message.id }));
+      post({ type: 'done', id: message.id, seconds: (performance.now() - started) / 1000, wasmHeapBytes: wasmHeapBytes() });
+    } catch (error) {
+      post({ type: 'failed', id: message.id, message: (error as Error).message });
+    }
+  });
+  post({ type: 'ready', backend: choice.name, rssBytes: process.memoryUsage().rss });
+  void tf;
+}
+
+main().catch((error: Error) => post({ type: 'failed', id: null, message: `worker start failed: ${error.message}` }));

@@ -1,0 +1,42 @@
+// Sets up what a device keeps across steps: parameters in shared memory, the arenas of its memory
+// plan, and the compute engine (worker threads, or inline when `threads` is 0).
+import type { BackendName } from '../fused/backend.js';
+import { DeviceArenas } from '../memory/arena.js';
+import { planDeviceArenas } from '../memory/arena-plan.js';
+import { shareParams } from '../model/shared-params.js';
+import type { FrontParams } from '../model/weights.js';
+import type { TilePlan } from '../tiles/plan.js';
+import { InlineEngine } from './compute-engine.js';
+import type { DeviceRuntime } from './device-step.js';
+import { WorkerEngine } from './worker-engine.js';
+
+export interface RuntimeRequest {
+  readonly plan: TilePlan;
+  readonly rank: number;
+  readonly params: FrontParams;
+  /** Compute worker threads; 0 runs compute on the calling thread. */
+  readonly threads: number;
+  readonly backend: BackendName;
+  readonly overlap?: boolean;
+  readonly wantInputGradient?: boolean;
+  readonly workerScript?: URL;
+}
+
+export interface DeviceRuntimeWithParams extends DeviceRuntime {
+  /** The parameters every compute thread reads: update these in place. */
+  readonly params: FrontParams;
+}
+
+export async function createDeviceRuntime(request: RuntimeRequest): Promise<DeviceRuntimeWithParams> {
+  const { plan, rank } = request;
+  const shared = shareParams(plan.net, request.params);
+  const arenas = new DeviceArenas(planDeviceArenas(plan, rank, { wantInputGradient: request.wantInputGradient ?? false }));
+  const engine = request.threads === 0
+    ? new InlineEngine(plan.net, plan.batch, shared.params, (l) => arenas.viewAt(l))
+    : await WorkerEngine.start({
+        threads: request.threads, net: plan.net, batch: plan.batch, backend: request.backend,
+        paramsBuffer: shared.buffer, arenaBuffers: arenas.buffers,
+        ...(request.workerScript ? { script: request.workerScript } : {}),
+      });
+  return { plan, rank, arenas, engine, overlap: request.overlap ?? true, params: shared.params };
+}

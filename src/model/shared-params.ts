@@ -1,0 +1,53 @@
+// Front parameters in one SharedArrayBuffer, so compute workers read the values the optimizer updates
+// in place without a copy. The layout follows from the network alone: every thread derives it.
+import { type Network, mapShapes } from './layers.js';
+import type { FrontParams } from './weights.js';
+
+function layerSizes(net: Network): ({ filter: number; channels: number; bn: boolean } | null)[] {
+  const maps = mapShapes(net);
+  return net.layers.map((layer, l) =>
+    layer.kind === 'conv' ? { filter: layer.size * layer.size * maps[l]!.channels * layer.filters, channels: layer.filters, bn: layer.batchNormalize } : null);
+}
+
+export function sharedParamsFloats(net: Network): number {
+  return layerSizes(net).reduce((sum, s) => sum + (s ? s.filter + s.channels * (s.bn ? 4 : 1) : 0), 0);
+}
+
+/** Views of every parameter inside `buffer` (laid out layer by layer: filter, biases, scales, mean, variance). */
+export function paramsInBuffer(net: Network, buffer: SharedArrayBuffer | ArrayBuffer): FrontParams {
+  const floats = sharedParamsFloats(net);
+  if (buffer.byteLength !== floats * 4) throw new Error(`parameter buffer has ${buffer.byteLength} bytes, the network needs ${floats * 4}`);
+  let at = 0;
+  const take = (n: number): Float32Array => {
+    const view = new Float32Array(buffer, at * 4, n);
+    at += n;
+    return view;
+  };
+  return layerSizes(net).map((s) => {
+    if (!s) return null;
+    const filter = take(s.filter);
+    const biases = take(s.channels);
+    if (!s.bn) return { filter, biases };
+    return { filter, biases, bn: { scales: take(s.channels), mean: take(s.channels), variance: take(s.channels) } };
+  });
+}
+
+/** A shared copy of `params`. */
+export function shareParams(net: Network, params: FrontParams): { buffer: SharedArrayBuffer; params: FrontParams } {
+  const buffer = new SharedArrayBuffer(sharedParamsFloats(net) * 4);
+  const shared = paramsInBuffer(net, buffer);
+  shared.forEach((s, l) => {
+    const p = params[l];
+    if (!s) return;
+    if (!p) throw new Error(`layer ${l} is convolutional but has no parameters`);
+    s.filter.set(p.filter);
+    s.biases.set(p.biases);
+    if (s.bn) {
+      if (!p.bn) throw new Error(`layer ${l} has batch_normalize=1 but no BN parameters`);
+      s.bn.scales.set(p.bn.scales);
+      s.bn.mean.set(p.bn.mean);
+      s.bn.variance.set(p.bn.variance);
+    }
+  });
+  return { buffer, params: shared };
+}
