@@ -1,7 +1,6 @@
 // edgefuse command-line entry point (bundled to dist/edge.js).
 import { UsageError } from './cli/usage-error.js';
 import { TRAIN_HELP, trainCommand } from './cli/train-command.js';
-import { verifyCommand } from './cli/verify-command.js';
 
 const HELP = `edgefuse: exact tile-parallel training of a CNN's front across small devices
 
@@ -19,7 +18,7 @@ async function main(argv: string[]): Promise<number> {
     console.log(HELP);
     return command === undefined ? 2 : 0;
   }
-  if (command === 'verify') return verifyCommand(rest);
+  if (command === 'verify') return (await import('./cli/verify-command.js')).verifyCommand(rest);
   if (command.startsWith('--')) return trainCommand(argv);
   throw new UsageError(`unknown command "${command}"\n\n${HELP}`);
 }
@@ -32,7 +31,7 @@ main(process.argv.slice(2)).then(
       process.exit(2);
     }
     // Failures the runtime explains itself (a dead peer, diverged weights, a full disk) need no stack.
-    const known = ['PeerFailure', 'WeightsDivergedError'].includes((error as Error).name) || /^(could not write checkpoint|checkpoint )/.test((error as Error).message);
+    const known = ['PeerFailure', 'WeightsDivergedError'].includes((error as Error).name) || /^(could not write |checkpoint )/.test((error as Error).message);
     console.error(known ? `edge: ${(error as Error).message}` : error);
     process.exit(1);
   },

@@ -3,11 +3,11 @@
 import { networkInterfaces } from 'node:os';
 import { parseArgs } from 'node:util';
 import { readFileSync } from 'node:fs';
-import * as tf from '@tensorflow/tfjs';
-import { type BackendName, initBackend, parseBackend } from '../fused/backend.js';
+import { type BackendName, parseBackend } from '../fused/backend-name.js';
 import { planHash, planValidator } from '../loop/plan-messages.js';
 import { createDeviceRuntime } from '../loop/device-runtime.js';
 import { train } from '../loop/trainer.js';
+import { arenaBytes, arenaUseByGroup } from '../memory/arena-plan.js';
 import { estimateDeviceMemory, formatBytes, formatEstimate, parseByteSize } from '../memory/estimate.js';
 import { type DeviceStatus, serveTelemetry } from '../metrics/telemetry.js';
 import type { Network } from '../model/layers.js';
@@ -20,7 +20,7 @@ import { type PeerAddress, PeerNode } from '../peers/peer-node.js';
 import { parseGrid } from '../tiles/grid.js';
 import { formatGrouping, parseGrouping } from '../tiles/groups.js';
 import { buildTilePlan, tilesOfDevice } from '../tiles/plan.js';
-import { loadCheckpoint } from '../train/checkpoint.js';
+import { loadCheckpoint, writeAtomically } from '../train/checkpoint.js';
 import { newOptimizerState } from '../train/optimizer.js';
 import { UsageError, asUsage, parseNonNegativeInt, parsePositiveInt, parseSize, parseSwitch } from './usage-error.js';
 
@@ -59,6 +59,8 @@ Training
   --checkpoint DIR         write checkpoints (Darknet .weights + optimizer state) here
   --checkpoint-every N     steps between checkpoints                          [10 with --checkpoint]
   --resume                 continue from the latest checkpoint in --checkpoint
+  --report FILE            at the end, write a JSON report (plan, predicted and measured memory,
+                           every step's loss and phase times); {rank} in FILE becomes the rank
   --help                   this text
 
 The model trains its front against a seeded random target with a squared-error loss (the front-only
@@ -90,7 +92,7 @@ export async function trainCommand(argv: string[]): Promise<number> {
         'memory-limit': { type: 'string' }, backend: { type: 'string' }, workers: { type: 'string' }, overlap: { type: 'string' },
         steps: { type: 'string' }, batch: { type: 'string' }, 'learning-rate': { type: 'string' }, momentum: { type: 'string' }, decay: { type: 'string' },
         data: { type: 'string' }, seed: { type: 'string' }, 'checksum-every': { type: 'string' },
-        checkpoint: { type: 'string' }, 'checkpoint-every': { type: 'string' }, resume: { type: 'boolean' }, help: { type: 'boolean' },
+        checkpoint: { type: 'string' }, 'checkpoint-every': { type: 'string' }, resume: { type: 'boolean' }, report: { type: 'string' }, help: { type: 'boolean' },
       },
       strict: true,
     }),
@@ -163,25 +165,27 @@ export async function trainCommand(argv: string[]): Promise<number> {
 
   // Refuse a plan that cannot fit before touching the network or allocating anything large.
   const runtimeBytes = process.memoryUsage().rss;
-  const estimate = estimateDeviceMemory(plan, rank, runtimeBytes);
+  const estimate = estimateDeviceMemory(plan, rank, { runtimeBytes, workers: setup.workers });
   log(`plan ${hash}: ${net.name} ${net.input.height}x${net.input.width}, grid ${plan.grid.rows}x${plan.grid.cols}, tiles ${tilesOfDevice(plan, rank).join(',')} of ${plan.tiles}, forward ${formatGrouping(plan.forwardGroups)}, backward ${formatGrouping(plan.backwardGroups)}, batch ${plan.batch}`);
   log(`predicted peak memory of this device:\n${formatEstimate(estimate, setup.memoryLimit)}`);
   if (estimate.totalBytes > setup.memoryLimit) {
     throw new UsageError(`the plan needs about ${formatBytes(estimate.totalBytes)} on device ${rank}, over --memory-limit ${formatBytes(setup.memoryLimit)}: use more devices, a finer grid, a smaller --batch or --input, or other groupings`);
   }
 
-  const backend = await initBackend(setup.backend);
-  for (const note of backend.notes) log(`note: ${note}`);
-  log(`backend: ${backend.name}`);
 
   const status: DeviceStatus = {
-    rank, devices: plan.devices, backend: backend.name,
+    rank, devices: plan.devices, backend: setup.backend ?? 'best available',
     plan: {
       model: net.name, input: `${net.input.height}x${net.input.width}`, grid: `${plan.grid.rows}x${plan.grid.cols}`,
       forwardGroups: formatGrouping(plan.forwardGroups), backwardGroups: formatGrouping(plan.backwardGroups), batch: plan.batch,
       tiles: tilesOfDevice(plan, rank), hash, predictedPeakBytes: estimate.totalBytes,
     },
     step: 0, stepsTotal: setup.steps, loss: null, learningRate: null, lastStepSeconds: null, phases: null, state: 'starting', error: null,
+    arena: {
+      reservedBytes: arenaBytes(estimate.arenas),
+      peakLiveBytes: estimate.arenas.reduce((sum, a) => sum + a.peakLiveFloats * 4, 0),
+      byGroup: Object.assign({}, ...estimate.arenas.map(arenaUseByGroup)),
+    },
   };
 
   let params: FrontParams;
@@ -203,9 +207,9 @@ export async function trainCommand(argv: string[]): Promise<number> {
 
   let node: PeerNode | null = null;
   let closeRuntime = async (): Promise<void> => undefined;
-  const wasm = backend.name === 'wasm' ? (tf.backend() as unknown as { wasm: { HEAPU8: Uint8Array } }) : null;
+  let computeHeapBytes = (): number | null => null;
   const telemetry = setup.metricsPort > 0
-    ? await serveTelemetry(values.listen ?? '0.0.0.0', setup.metricsPort, { status, get counters() { return node?.counters ?? null; }, wasmHeapBytes: () => wasm?.wasm.HEAPU8.length ?? null })
+    ? await serveTelemetry(values.listen ?? '0.0.0.0', setup.metricsPort, { status, get counters() { return node?.counters ?? null; }, wasmHeapBytes: () => computeHeapBytes() })
     : null;
   if (telemetry) log(`telemetry on http://${values.listen ?? '0.0.0.0'}:${telemetry.port}/metrics and /status`);
   try {
@@ -216,23 +220,43 @@ export async function trainCommand(argv: string[]): Promise<number> {
           listenHost: values.listen ?? '0.0.0.0', peerTimeoutMs: setup.peerTimeoutMs, log: (line) => console.error(line),
         }));
     if (node) log(`connected to ${plan.devices - 1} peers`);
-    const runtime = await createDeviceRuntime({ plan, rank, params, threads: setup.workers, backend: backend.name, overlap: setup.overlap });
+    const runtime = await createDeviceRuntime({ plan, rank, params, threads: setup.workers, ...(setup.backend ? { backend: setup.backend } : {}), overlap: setup.overlap });
     closeRuntime = () => runtime.engine.close();
-    log(`compute: ${setup.workers === 0 ? 'on the main thread' : `${setup.workers} worker thread${setup.workers > 1 ? 's' : ''}`}, overlap ${setup.overlap ? 'on' : 'off'}`);
+    const backend = runtime.backend;
+    for (const note of backend.notes) log(`note: ${note}`);
+    log(`backend: ${backend.name}`);
+    status.backend = backend.name;
+    if (backend.name === 'wasm') computeHeapBytes = () => runtime.engine.backendHeapBytes();
+    log(`compute: ${setup.workers === 0 ? 'on the main thread' : `${setup.workers} worker thread${setup.workers > 1 ? 's' : ''}`}, overlap ${setup.overlap ? 'on' : 'off'}; arena ${formatBytes(runtime.arenas.reservedBytes)}; rss ${formatBytes(process.memoryUsage().rss)} before the first step`);
     status.state = 'training';
+    const steps: object[] = [];
     await train({
       runtime, exchange, params: runtime.params, state, firstStep, steps: stepsLeft, seed: setup.seed, checksumEvery: setup.checksumEvery,
       ...(values.checkpoint ? { checkpoint: { dir: values.checkpoint, every: setup.checkpointEvery } } : {}),
       onStep: (r) => {
-        const { compute, exchangeWait, reduce } = r.phases;
-        Object.assign(status, { step: r.step, loss: r.loss, learningRate: r.learningRate, lastStepSeconds: r.seconds, phases: { compute, exchangeWait, reduce } });
+        const { compute, computeIdle, exchangeWait, send, reduce } = r.phases;
+        Object.assign(status, { step: r.step, loss: r.loss, learningRate: r.learningRate, lastStepSeconds: r.seconds, phases: { compute, computeIdle, exchangeWait, send, reduce } });
+        steps.push({ step: r.step, loss: r.loss, seconds: r.seconds, phases: r.phases });
         log(`step ${r.step}/${setup.steps} loss ${r.loss.toFixed(5)} lr ${r.learningRate.toExponential(2)} ${r.seconds.toFixed(2)} s ` +
-          `(compute ${compute.toFixed(2)}, wait ${exchangeWait.toFixed(2)}, reduce ${reduce.toFixed(2)})  rss ${formatBytes(process.memoryUsage().rss)}`);
+          `(compute ${compute.toFixed(2)}, idle ${computeIdle.toFixed(2)}, wait ${exchangeWait.toFixed(2)}, send ${send.toFixed(2)}, reduce ${reduce.toFixed(2)})  rss ${formatBytes(process.memoryUsage().rss)}, compute heap ${formatBytes(runtime.engine.backendHeapBytes())}, arena ${formatBytes(runtime.arenas.reservedBytes)}`);
       },
       onCheckpoint: (step, dir) => log(`checkpoint of step ${step} in ${dir}`),
     });
     status.state = 'done';
-    log(`done: ${setup.steps} steps; peak RSS ${formatBytes(process.resourceUsage().maxRSS * 1024)} (predicted ${formatBytes(estimate.totalBytes)})`);
+    const peakRssBytes = process.resourceUsage().maxRSS * 1024;
+    log(`done: ${setup.steps} steps; peak RSS ${formatBytes(peakRssBytes)} (predicted ${formatBytes(estimate.totalBytes)})`);
+    if (values.report) {
+      const file = values.report.replaceAll('{rank}', String(rank));
+      writeAtomically(file, new TextEncoder().encode(JSON.stringify({
+        rank, backend: backend.name, workers: setup.workers, overlap: setup.overlap, plan: status.plan,
+        memory: {
+          predicted: { totalBytes: estimate.totalBytes, rows: estimate.rows },
+          measured: { peakRssBytes, computeHeapBytes: runtime.engine.backendHeapBytes(), arenaBytes: runtime.arenas.reservedBytes },
+        },
+        steps,
+      }, null, 1)), 'report');
+      log(`report written to ${file}`);
+    }
     if (node) await node.barrier(1 << 30);
     return 0;
   } catch (error) {

@@ -1,6 +1,7 @@
 // `edge verify`: argument handling and output; the work is in src/verify.
 import { parseArgs } from 'node:util';
-import { type BackendName, initBackend, parseBackend } from '../fused/backend.js';
+import { initBackend } from '../fused/backend.js';
+import { type BackendName, parseBackend } from '../fused/backend-name.js';
 import { loadModel } from '../model/load.js';
 import { withInputSize } from '../model/presets.js';
 import { parseGrid } from '../tiles/grid.js';

@@ -3,20 +3,7 @@
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import { registerWasmTrainingKernels } from './wasm-kernels/register.js';
-
-export const BACKENDS = ['tensorflow', 'wasm', 'cpu'] as const;
-export type BackendName = (typeof BACKENDS)[number];
-
-export interface BackendChoice {
-  readonly name: BackendName;
-  /** Why a preferred backend was skipped, when one was. */
-  readonly notes: readonly string[];
-}
-
-export function parseBackend(text: string): BackendName {
-  if (!(BACKENDS as readonly string[]).includes(text)) throw new Error(`backend must be one of ${BACKENDS.join('|')}, got "${text}"`);
-  return text as BackendName;
-}
+import { BACKENDS, type BackendChoice, type BackendName } from './backend-name.js';
 
 async function loadTensorflow(): Promise<void> {
   // Optional dependency: its install downloads libtensorflow, which fails on offline machines.
@@ -47,4 +34,11 @@ export async function initBackend(requested?: BackendName): Promise<BackendChoic
     }
   }
   throw new Error(`no tfjs backend could start: ${notes.join('; ')}`);
+}
+
+/** The active backend when it satisfies the request (none, or the same), else initBackend(requested). */
+export async function ensureBackend(requested?: BackendName): Promise<BackendChoice> {
+  const active = tf.getBackend() as BackendName | null;
+  if (active && (requested === undefined || requested === active)) return { name: active, notes: [] };
+  return initBackend(requested);
 }

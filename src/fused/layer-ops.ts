@@ -3,6 +3,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { type ConvLayer, type FrontLayer, type MaxpoolLayer, type Network, mapShapes } from '../model/layers.js';
 import type { ConvParams, FrontParams } from '../model/weights.js';
+import { type AffineConstants, affineActivateBackward, affineActivateForward } from './wasm-kernels/bn-activation.js';
 
 const LEAKY_SLOPE = 0.1; // Darknet's leaky ReLU
 const BN_EPSILON = 0.000001; // Darknet divides by sqrt(variance) + .000001f
@@ -12,6 +13,8 @@ export interface ConvTensors {
   readonly biases: tf.Tensor1D;
   /** Frozen batch norm: mean and the per-channel divisor sqrt(variance) + eps are constants. */
   readonly bn?: { readonly scales: tf.Tensor1D; readonly mean: tf.Tensor1D; readonly divisor: tf.Tensor1D };
+  /** The same per-channel values as arrays, for the fused wasm passes; absent under autodiff. */
+  readonly constants?: AffineConstants;
 }
 
 export type LayerTensors = ConvTensors | null;
@@ -19,9 +22,14 @@ export type LayerTensors = ConvTensors | null;
 export function convTensors(params: ConvParams, layer: ConvLayer, inChannels: number): ConvTensors {
   const filter = tf.tensor4d(params.filter, [layer.size, layer.size, inChannels, layer.filters]);
   const biases = tf.tensor1d(params.biases);
-  if (!params.bn) return { filter, biases };
-  const divisor = tf.tensor1d(params.bn.variance.map((v) => Math.fround(Math.sqrt(v) + BN_EPSILON)));
-  return { filter, biases, bn: { scales: tf.tensor1d(params.bn.scales), mean: tf.tensor1d(params.bn.mean), divisor } };
+  if (!params.bn) return { filter, biases, constants: { biases: params.biases.slice() } };
+  const divisor = params.bn.variance.map((v) => Math.fround(Math.sqrt(v) + BN_EPSILON));
+  const bn = { scales: params.bn.scales.slice(), mean: params.bn.mean.slice(), divisor };
+  return {
+    filter, biases,
+    bn: { scales: tf.tensor1d(bn.scales), mean: tf.tensor1d(bn.mean), divisor: tf.tensor1d(divisor) },
+    constants: { biases: params.biases.slice(), bn },
+  };
 }
 
 /** Tensors of every front layer's parameters (null for maxpool layers). */
@@ -72,8 +80,12 @@ function affine(t: ConvTensors, conv: tf.Tensor4D): tf.Tensor4D {
   return result as tf.Tensor4D;
 }
 
+/** Whether the one-pass wasm versions apply (they have no autodiff gradient: never under tf.grad). */
+const fusable = (t: ConvTensors): t is ConvTensors & { constants: AffineConstants } => t.constants !== undefined && tf.getBackend() === 'wasm';
+
 /** The layer's output from its convolution; `conv` is kept. Backward recomputes it the same way, bit for bit. */
 export function normalizeActivate(layer: ConvLayer, t: ConvTensors, conv: tf.Tensor4D): tf.Tensor4D {
+  if (fusable(t)) return affineActivateForward(layer, t.constants, LEAKY_SLOPE, conv);
   const z = affine(t, conv);
   const output = activate(layer, z);
   release(z, output);
@@ -109,6 +121,7 @@ export interface ConvOutputGradients {
  * outputs the tile owns. `stashed` is what the layer kept (see stashesPreNorm). dy is kept.
  */
 export function convOutputBackward(layer: ConvLayer, t: ConvTensors, stashed: tf.Tensor4D, dy: tf.Tensor4D): ConvOutputGradients {
+  if (fusable(t)) return affineActivateBackward(layer, t.constants, LEAKY_SLOPE, stashed, dy);
   if (!t.bn) {
     const dConv = activationBackward(layer, stashed, dy);
     return { dConv, dBiases: tf.sum(dConv, [0, 1, 2]) as tf.Tensor1D };

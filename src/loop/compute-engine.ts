@@ -5,6 +5,7 @@ import { frontTensors, disposeLayerTensors, type LayerTensors } from '../fused/l
 import { mapShapes, type Network } from '../model/layers.js';
 import type { FrontParams } from '../model/weights.js';
 import type { BufferLocation } from '../memory/arena.js';
+import { wasmHeapBytes } from '../fused/wasm-kernels/heap.js';
 import { type ComputeTask, runTask } from './compute-tasks.js';
 
 export interface ComputeEngine {
@@ -16,6 +17,8 @@ export interface ComputeEngine {
   run(task: ComputeTask, onPartial?: () => void): Promise<void>;
   /** Seconds each compute thread spent in tasks since the previous call. */
   takeBusySeconds(): number[];
+  /** The compute threads' backend heaps (wasm: their high-water marks), summed; 0 off wasm. */
+  backendHeapBytes(): number;
   close(): Promise<void>;
 }
 
@@ -50,6 +53,10 @@ export class InlineEngine implements ComputeEngine {
     const busy = this.busy;
     this.busy = 0;
     return [busy];
+  }
+
+  backendHeapBytes(): number {
+    return wasmHeapBytes();
   }
 
   async close(): Promise<void> {

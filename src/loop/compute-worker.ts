@@ -1,7 +1,6 @@
 // Entry of a compute worker thread (bundled as dist/compute-worker.js): its own tfjs backend instance,
 // the device's parameters and arenas shared with the scheduler, one task at a time.
 import { parentPort, workerData } from 'node:worker_threads';
-import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../fused/backend.js';
 import { type LayerTensors, disposeLayerTensors, frontTensors } from '../fused/layer-ops.js';
 import { wasmHeapBytes } from '../fused/wasm-kernels/heap.js';
@@ -41,8 +40,7 @@ async function main(): Promise<void> {
       post({ type: 'failed', id: message.id, message: (error as Error).message });
     }
   });
-  post({ type: 'ready', backend: choice.name, rssBytes: process.memoryUsage().rss });
-  void tf;
+  post({ type: 'ready', backend: choice });
 }
 
 main().catch((error: Error) => post({ type: 'failed', id: null, message: `worker start failed: ${error.message}` }));

@@ -35,6 +35,8 @@ export interface PhaseSeconds {
   readonly computeIdle: number;
   /** The part of the step spent waiting for halos, gradient strips and the loss gradient. */
   readonly exchangeWait: number;
+  /** Gathering strips into messages and handing them to the transport (on the scheduler thread). */
+  readonly send: number;
   /** From the end of the last compute task until every weight-gradient reduction completed. */
   readonly reduce: number;
 }
@@ -158,6 +160,7 @@ export async function runDeviceStep(runtime: DeviceRuntime, exchange: Exchange, 
       let sent: Promise<void> = Promise.resolve();
       const send = (): void => {
         sent = sendGradient.get(`${h}/${tile}`)!(view(keys.windowPartial(h, tile)), view(sumKey(tile)));
+        sent.catch(() => undefined); // awaited after the task; a peer failure must not surface as unhandled meanwhile
       };
       await engine.run({
         kind: 'backward', regions, fromLayer: group.first, input, stash,
@@ -205,6 +208,7 @@ export async function runDeviceStep(runtime: DeviceRuntime, exchange: Exchange, 
     compute,
     computeIdle: Math.max(0, stepSeconds - compute),
     exchangeWait: Math.max(0, stepSeconds - compute - reduce),
+    send: strips.sendMs / 1000,
     reduce,
   };
   const inputGradient = new Map<number, Float32Array>();

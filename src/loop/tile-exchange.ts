@@ -9,6 +9,9 @@ import { type Region, intersectRegions, isEmptyRegion } from '../tiles/region.js
 type Take = (from: number, part: Region, band: Region, data: Float32Array) => void;
 
 export class TileExchange {
+  /** Milliseconds spent gathering and handing strips to the exchange (the send phase). */
+  sendMs = 0;
+
   constructor(
     private readonly plan: TilePlan,
     private readonly exchange: Exchange,
@@ -40,12 +43,14 @@ export class TileExchange {
 
   /** Sends source(me) ∩ wanted(to) to every other tile, gathered straight from `mine`. */
   private sendParts(phase: StripPhase, group: number, tile: number, mine: Float32Array): void {
+    const started = performance.now();
     const { map, strips } = exchangeStrips(this.plan, phase, group);
     const mySource = this.layout(map, exchangeRegions(this.plan, phase, group).source(tile));
     for (const { to, region } of strips.filter((s) => s.from === tile && s.to !== tile)) {
       this.exchange.sendStrip({ step: this.step, phase, group, from: tile, to }, region, layoutLength(this.layout(map, region)), (target, band) =>
         copySubRegion(mine, mySource, target, this.layout(map, band), band));
     }
+    this.sendMs += performance.now() - started;
   }
 
   /**

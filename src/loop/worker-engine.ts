@@ -2,7 +2,7 @@
 // single-threaded in Node, so threads are how a device uses more cores) and shares the device's
 // parameter and arena buffers. The main thread only queues tasks and keeps the sockets serviced.
 import { Worker } from 'node:worker_threads';
-import type { BackendName } from '../fused/backend.js';
+import type { BackendChoice, BackendName } from '../fused/backend-name.js';
 import type { Network } from '../model/layers.js';
 import type { ComputeEngine } from './compute-engine.js';
 import type { ComputeTask } from './compute-tasks.js';
@@ -20,13 +20,16 @@ interface Thread {
   readonly index: number;
   current: { id: number; pending: Pending } | null;
   busySeconds: number;
+  /** The worker's wasm heap as last reported (it only grows). */
+  heapBytes: number;
 }
 
 export interface WorkerEngineOptions {
   readonly threads: number;
   readonly net: Network;
   readonly batch: number;
-  readonly backend: BackendName;
+  /** By default the best available. */
+  readonly backend?: BackendName;
   readonly paramsBuffer: SharedArrayBuffer;
   readonly arenaBuffers: readonly SharedArrayBuffer[];
   /** The bundled worker entry; by default dist/compute-worker.js next to the running bundle. */
@@ -39,8 +42,9 @@ export class WorkerEngine implements ComputeEngine {
   private failure: Error | null = null;
   private closing = false;
   private readonly paramsLoaded = new Map<Thread, () => void>();
-  /** Largest wasm heap any worker reported (each worker's heap only grows). */
-  wasmHeapBytes = 0;
+
+  /** What the workers' backend initialisation chose (the same on every worker). */
+  backend: BackendChoice = { name: 'cpu', notes: [] };
 
   private constructor(private readonly pool: Thread[]) {}
 
@@ -52,11 +56,11 @@ export class WorkerEngine implements ComputeEngine {
     if (!Number.isInteger(options.threads) || options.threads < 1) throw new Error(`compute workers must be a positive integer, got ${options.threads}`);
     const script = options.script ?? new URL('./compute-worker.js', import.meta.url);
     const setup: WorkerSetup = {
-      net: options.net, batch: options.batch, backend: options.backend,
+      net: options.net, batch: options.batch, ...(options.backend ? { backend: options.backend } : {}),
       paramsBuffer: options.paramsBuffer, arenaBuffers: options.arenaBuffers,
     };
     const pool = Array.from({ length: options.threads }, (_, index): Thread => ({
-      worker: new Worker(script, { workerData: setup }), index, current: null, busySeconds: 0,
+      worker: new Worker(script, { workerData: setup }), index, current: null, busySeconds: 0, heapBytes: 0,
     }));
     const engine = new WorkerEngine(pool);
     await Promise.all(pool.map((thread) => engine.attach(thread)));
@@ -67,14 +71,17 @@ export class WorkerEngine implements ComputeEngine {
   private attach(thread: Thread): Promise<void> {
     return new Promise((ready, failed) => {
       thread.worker.on('message', (message: FromWorker) => {
-        if (message.type === 'ready') ready();
+        if (message.type === 'ready') {
+          this.backend = message.backend;
+          ready();
+        }
         else if (message.type === 'partial') thread.current?.pending.onPartial();
         else if (message.type === 'done' || (message.type === 'failed' && message.id !== null)) {
           const current = thread.current;
           thread.current = null;
           if (message.type === 'done') {
             thread.busySeconds += message.seconds;
-            this.wasmHeapBytes = Math.max(this.wasmHeapBytes, message.wasmHeapBytes);
+            thread.heapBytes = message.wasmHeapBytes;
             current?.pending.resolve();
           } else current?.pending.reject(new Error(`compute worker ${thread.index}: ${message.message}`));
           this.dispatch();
@@ -143,6 +150,10 @@ export class WorkerEngine implements ComputeEngine {
       thread.busySeconds = 0;
       return busy;
     });
+  }
+
+  backendHeapBytes(): number {
+    return this.pool.reduce((sum, thread) => sum + thread.heapBytes, 0);
   }
 
   async close(): Promise<void> {

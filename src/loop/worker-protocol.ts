@@ -1,12 +1,13 @@
 // Messages between the scheduler and its compute workers (structured clone over postMessage).
-import type { BackendName } from '../fused/backend.js';
+import type { BackendChoice, BackendName } from '../fused/backend-name.js';
 import type { Network } from '../model/layers.js';
 import type { ComputeTask } from './compute-tasks.js';
 
 export interface WorkerSetup {
   readonly net: Network;
   readonly batch: number;
-  readonly backend: BackendName;
+  /** Requested backend; by default the best available. */
+  readonly backend?: BackendName;
   readonly paramsBuffer: SharedArrayBuffer;
   readonly arenaBuffers: readonly SharedArrayBuffer[];
 }
@@ -16,7 +17,7 @@ export type ToWorker =
   | { readonly type: 'task'; readonly id: number; readonly task: ComputeTask };
 
 export type FromWorker =
-  | { readonly type: 'ready'; readonly backend: string; readonly rssBytes: number }
+  | { readonly type: 'ready'; readonly backend: BackendChoice }
   | { readonly type: 'params-loaded' }
   | { readonly type: 'partial'; readonly id: number }
   | { readonly type: 'done'; readonly id: number; readonly seconds: number; readonly wasmHeapBytes: number }

@@ -1,7 +1,9 @@
 // The static memory plan of one device's step: every buffer the step reads or writes (group inputs,
 // stashes, cores, gradients, gradient-strip slots, weight-gradient buckets) with its size and its
-// lifetime on the step's timeline, packed into one arena per layer group. Pure: sizes come from the
-// tile plan only, so the plan's memory is known before anything is allocated.
+// lifetime on the step's timeline, packed into one arena for the device. (One arena per layer group
+// could not reuse a group's short-lived buffers for another group's: at 608x608 that costs 2x.) Each
+// buffer names the group it belongs to, for reporting. Pure: sizes come from the tile plan only, so
+// the plan's memory is known before anything is allocated.
 import { type TilePlan, exchangeStrips, planCore, tilesOfDevice, weightBucketLength } from '../tiles/plan.js';
 import { type Region, regionArea } from '../tiles/region.js';
 
@@ -10,6 +12,8 @@ export const ALIGN_FLOATS = 16;
 
 export interface BufferRequest {
   readonly key: string;
+  /** The layer group the buffer belongs to (for reporting: arena use per group). */
+  readonly owner: string;
   readonly floats: number;
   /** First and last timeline slot in which the buffer holds live data (inclusive). */
   readonly first: number;
@@ -131,7 +135,7 @@ export function planDeviceArenas(plan: TilePlan, rank: number, options: ArenaPla
   const time = stepTimeline(plan);
   const tiles = tilesOfDevice(plan, rank);
   const groups = plan.forwardGroups.length;
-  const arenas: ArenaLayout[] = [];
+  const requests: BufferRequest[] = [];
 
   // Which backward window reuses each forward group's stash, and which windows recompute from a map.
   const reusedBy = new Map<number, number>();
@@ -144,7 +148,7 @@ export function planDeviceArenas(plan: TilePlan, rank: number, options: ArenaPla
   };
 
   plan.forwardGroups.forEach((group, g) => {
-    const requests: BufferRequest[] = [];
+    const owner = arenaNames.forward(g);
     const keptUntil = reusedBy.has(g) ? time.backward(reusedBy.get(g)!) : null;
     // The output core feeds the next group's halo, the loss after the last group, and windows that
     // recompute from the next map.
@@ -152,20 +156,18 @@ export function planDeviceArenas(plan: TilePlan, rank: number, options: ArenaPla
     for (const tile of tiles) {
       const regions = plan.forward[g]![tile]!;
       // Halo strips land while the previous group computes.
-      requests.push({ key: bufferKeys.groupInput(g, tile), floats: regionFloats(plan, group.first, regions.held[0]!), first: Math.max(0, g - 1), last: keptUntil ?? g });
+      requests.push({ key: bufferKeys.groupInput(g, tile), owner, floats: regionFloats(plan, group.first, regions.held[0]!), first: Math.max(0, g - 1), last: keptUntil ?? g });
       if (keptUntil !== null) {
         for (let l = group.first; l <= group.last; l++) {
-          requests.push({ key: bufferKeys.groupStash(g, tile, l), floats: regionFloats(plan, l + 1, regions.held[l + 1 - group.first]!), first: g, last: keptUntil });
+          requests.push({ key: bufferKeys.groupStash(g, tile, l), owner, floats: regionFloats(plan, l + 1, regions.held[l + 1 - group.first]!), first: g, last: keptUntil });
         }
       }
-      requests.push({ key: bufferKeys.groupOutput(g, tile), floats: regionFloats(plan, group.last + 1, planCore(plan, group.last + 1, tile)), first: g, last: outputUntil });
+      requests.push({ key: bufferKeys.groupOutput(g, tile), owner, floats: regionFloats(plan, group.last + 1, planCore(plan, group.last + 1, tile)), first: g, last: outputUntil });
     }
-    arenas.push(packArena(arenaNames.forward(g), requests));
   });
 
-  const weightRequests: BufferRequest[] = [];
   plan.backward.forEach((window, h) => {
-    const requests: BufferRequest[] = [];
+    const owner = arenaNames.backward(h);
     const now = time.backward(h);
     const { group } = window;
     const wantPartial = group.first > 0 || options.wantInputGradient;
@@ -173,38 +175,43 @@ export function planDeviceArenas(plan: TilePlan, rank: number, options: ArenaPla
       const regions = window.regions[tile]!;
       if (window.reuseForward === null) {
         // The recompute input's strips are expected one window ahead.
-        requests.push({ key: bufferKeys.windowInput(h, tile), floats: regionFloats(plan, window.recomputeFrom, regions.held[0]!), first: now - 1, last: now });
+        requests.push({ key: bufferKeys.windowInput(h, tile), owner, floats: regionFloats(plan, window.recomputeFrom, regions.held[0]!), first: now - 1, last: now });
         for (let l = window.recomputeFrom; l <= group.last; l++) {
-          requests.push({ key: bufferKeys.windowStash(h, tile, l), floats: regionFloats(plan, l + 1, regions.held[l + 1 - regions.firstLayer]!), first: now, last: now });
+          requests.push({ key: bufferKeys.windowStash(h, tile, l), owner, floats: regionFloats(plan, l + 1, regions.held[l + 1 - regions.firstLayer]!), first: now, last: now });
         }
       }
       const outputMap = group.last + 1;
-      requests.push({ key: bufferKeys.windowOutputGradient(h, tile), floats: regionFloats(plan, outputMap, planCore(plan, outputMap, tile)), first: now - 1, last: now });
+      requests.push({ key: bufferKeys.windowOutputGradient(h, tile), owner, floats: regionFloats(plan, outputMap, planCore(plan, outputMap, tile)), first: now - 1, last: now });
       if (wantPartial) {
         // Gathered by the strips it sends, which may leave during the next window.
-        requests.push({ key: bufferKeys.windowPartial(h, tile), floats: regionFloats(plan, group.first, regions.held[group.first - regions.firstLayer]!), first: now, last: now + 1 });
+        requests.push({ key: bufferKeys.windowPartial(h, tile), owner, floats: regionFloats(plan, group.first, regions.held[group.first - regions.firstLayer]!), first: now, last: now + 1 });
         // Gradient strips are expected from the step's start: early senders deliver in place.
         for (const strip of exchangeStrips(plan, 'grad', h).strips) {
           if (strip.to !== tile || strip.from === tile) continue;
-          requests.push({ key: bufferKeys.gradientSlot(h, tile, strip.from), floats: regionFloats(plan, group.first, strip.region), first: 0, last: now });
+          requests.push({ key: bufferKeys.gradientSlot(h, tile, strip.from), owner, floats: regionFloats(plan, group.first, strip.region), first: 0, last: now });
         }
       }
       for (let l = group.first; l <= group.last; l++) {
         const length = weightBucketLength(plan, l);
-        if (length !== null && tiles.length > 1) requests.push({ key: bufferKeys.tileWeightGradient(l, tile), floats: length, first: now, last: now });
+        if (length !== null && tiles.length > 1) requests.push({ key: bufferKeys.tileWeightGradient(l, tile), owner, floats: length, first: now, last: now });
       }
     }
     for (let l = group.first; l <= group.last; l++) {
       const length = weightBucketLength(plan, l);
-      if (length !== null) weightRequests.push({ key: bufferKeys.weightGradient(l), floats: length, first: now, last: time.reduce });
+      if (length !== null) requests.push({ key: bufferKeys.weightGradient(l), owner: arenaNames.weights, floats: length, first: now, last: time.reduce });
     }
     if (h === 0 && options.wantInputGradient) {
-      for (const tile of tiles) requests.push({ key: bufferKeys.inputGradient(tile), floats: regionFloats(plan, 0, planCore(plan, 0, tile)), first: now, last: time.reduce });
+      for (const tile of tiles) requests.push({ key: bufferKeys.inputGradient(tile), owner, floats: regionFloats(plan, 0, planCore(plan, 0, tile)), first: now, last: time.reduce });
     }
-    arenas.push(packArena(arenaNames.backward(h), requests));
   });
-  arenas.push(packArena(arenaNames.weights, weightRequests));
-  return arenas;
+  return [packArena('device', requests)];
 }
 
 export const arenaBytes = (arenas: readonly ArenaLayout[]): number => arenas.reduce((sum, a) => sum + a.floats * 4, 0);
+
+/** Bytes of the buffers of each layer group (what each group uses of the arena it shares). */
+export function arenaUseByGroup(arena: ArenaLayout): Record<string, number> {
+  const use: Record<string, number> = {};
+  for (const b of arena.buffers) use[b.owner] = (use[b.owner] ?? 0) + b.floats * 4;
+  return use;
+}

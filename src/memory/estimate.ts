@@ -1,56 +1,89 @@
-// The plan's per-device memory prediction, before anything is allocated: what the step keeps alive
-// at its peak (every forward stash of the device's tiles, held until backward), the parameters with
-// their gradients and momentum, the largest transient of one layer, and the runtime measured at start.
-import type { TilePlan } from '../tiles/plan.js';
-import { tilesOfDevice } from '../tiles/plan.js';
+// The plan's per-device memory prediction, before anything is allocated: the arena (exact: every
+// step buffer is planned), each compute thread's backend heap (the largest working set of one layer
+// in one tile task, times the measured growth of the wasm heap over its live set), parameters and
+// momentum, and the runtime (measured at start, plus a measured constant per compute thread).
+import { type ArenaLayout, arenaBytes, planDeviceArenas } from './arena-plan.js';
+import type { FusedRegions } from '../tiles/fused-regions.js';
+import { type TilePlan, tilesOfDevice } from '../tiles/plan.js';
 import { regionArea } from '../tiles/region.js';
+import { sharedParamsFloats } from '../model/shared-params.js';
 
 export interface MemoryEstimate {
   readonly rows: readonly { readonly what: string; readonly bytes: number }[];
   readonly totalBytes: number;
+  readonly arenas: readonly ArenaLayout[];
 }
 
 const FLOAT = 4;
-/** The im2col chunk of the wasm filter-gradient kernel plus its packed copy inside XNNPACK. */
-const KERNEL_SCRATCH_BYTES = 2 * (16 << 20);
+/** Floats of one im2col chunk of the wasm filter-gradient kernel (fused/wasm-kernels/conv2d-backprop-filter.ts). */
+const IM2COL_CHUNK_FLOATS = 1 << 22;
+/** A wasm heap never starts smaller than this (tfjs-backend-wasm's initial memory). */
+const MIN_WASM_HEAP_BYTES = 16 << 20;
+/**
+ * The wasm heap grows by at least 20% at a time and cannot reuse freed blocks that are split by live
+ * ones, so it settles above the largest live set. Measured with the YOLOv2 front at 608x608 (1x1 and
+ * 2x2 tiles, groupings each and 0,8,10,12,14): heap / modelled working set = 1.4-1.7.
+ */
+export const HEAP_GROWTH = 1.5;
+/** RSS a compute thread adds once tfjs and its wasm backend are up (x64, Node 20, measured). */
+export const COMPUTE_THREAD_BASE_BYTES = 72 << 20;
+/** What the JS heaps, socket and message buffers grow by once steps run (measured 25-65 MiB at 608). */
+export const STEP_RUNTIME_GROWTH_BYTES = 48 << 20;
 
-export function estimateDeviceMemory(plan: TilePlan, rank: number, runtimeBytes: number): MemoryEstimate {
-  const tiles = tilesOfDevice(plan, rank);
-  let stash = 0;
-  let largestLayer = 0;
-  plan.forward.forEach((group) => {
-    for (const tile of tiles) {
-      const regions = group[tile]!;
-      // The group's input and every layer's output stay for backward (each layer's input is the
-      // previous output); BN layers also keep the pre-norm output.
-      stash += plan.batch * regionArea(regions.held[0]!) * plan.maps[regions.firstLayer]!.channels * FLOAT;
-      for (let l = regions.firstLayer; l <= regions.lastLayer; l++) {
-        const i = l - regions.firstLayer;
-        const layer = plan.net.layers[l]!;
-        const paddedBytes = plan.batch * regionArea(regions.read[i]!) * plan.maps[l]!.channels * FLOAT;
-        const outBytes = plan.batch * regionArea(regions.held[i + 1]!) * plan.maps[l + 1]!.channels * FLOAT;
-        stash += outBytes * (layer.kind === 'conv' && layer.batchNormalize ? 2 : 1);
-        // Backward of one layer holds the re-padded input and its gradient, dy, the activation
-        // gradient with its two temporaries, and the conv gradient.
-        largestLayer = Math.max(largestLayer, 2 * paddedBytes + 4 * outBytes);
-      }
-    }
-  });
-  let parameters = 0;
-  plan.net.layers.forEach((layer, l) => {
-    if (layer.kind !== 'conv') return;
-    const count = layer.size * layer.size * plan.maps[l]!.channels * layer.filters + layer.filters * (layer.batchNormalize ? 4 : 1);
-    // Values, tensor copy, gradient, momentum.
-    parameters += 4 * count * FLOAT;
-  });
+/** Bytes live at the worst point of one layer's forward or backward in one tile task. */
+function layerWorkingSet(plan: TilePlan, regions: FusedRegions, layer: number): number {
+  const i = layer - regions.firstLayer;
+  const bytes = (map: number, area: number) => plan.batch * area * plan.maps[map]!.channels * FLOAT;
+  const input = bytes(layer, regionArea(regions.held[i]!));
+  const padded = bytes(layer, regionArea(regions.read[i]!));
+  const output = bytes(layer + 1, regionArea(regions.held[i + 1]!));
+  const forward = input + padded + 2 * output;
+  // Backward: dy, the recomputed input, its padded copy, the stash, the conv-output gradient, then
+  // the padded input gradient and its crop, and the filter gradient's scratch.
+  const l = plan.net.layers[layer]!;
+  // The filter gradient's im2col chunk and XNNPACK's packed copy of it.
+  const im2col = l.kind === 'conv' ? 2 * FLOAT * Math.min(IM2COL_CHUNK_FLOATS, (output / FLOAT / l.filters) * l.size * l.size * plan.maps[layer]!.channels) : 0;
+  const backward = Math.max(output + input + padded + 2 * output, output + padded + output + 2 * padded, padded + output) + im2col;
+  return Math.max(forward, backward);
+}
+
+export function largestWorkingSet(plan: TilePlan, rank: number): number {
+  let largest = 0;
+  const runs: FusedRegions[] = [];
+  for (const tile of tilesOfDevice(plan, rank)) {
+    for (const group of plan.forward) runs.push(group[tile]!);
+    for (const window of plan.backward) runs.push(window.regions[tile]!);
+  }
+  for (const regions of runs) {
+    for (let l = regions.firstLayer; l <= regions.lastLayer; l++) largest = Math.max(largest, layerWorkingSet(plan, regions, l));
+  }
+  return largest;
+}
+
+export interface EstimateOptions {
+  /** RSS of this process when the estimate is made (Node and the scheduler's modules; tfjs not loaded yet). */
+  readonly runtimeBytes: number;
+  /** Compute worker threads (0: compute on the main thread). */
+  readonly workers: number;
+  readonly wantInputGradient?: boolean;
+}
+
+export function estimateDeviceMemory(plan: TilePlan, rank: number, options: EstimateOptions): MemoryEstimate {
+  const arenas = planDeviceArenas(plan, rank, { wantInputGradient: options.wantInputGradient ?? false });
+  const threads = Math.max(1, options.workers);
+  const paramBytes = sharedParamsFloats(plan.net) * FLOAT;
+  // Each compute thread holds the parameters as tensors besides its working set.
+  const heap = threads * Math.max(MIN_WASM_HEAP_BYTES, HEAP_GROWTH * largestWorkingSet(plan, rank) + paramBytes);
   const rows = [
-    { what: 'forward stash of this device\'s tiles', bytes: stash },
-    { what: 'largest layer transient (backward)', bytes: largestLayer },
-    { what: 'kernel scratch (im2col)', bytes: KERNEL_SCRATCH_BYTES },
-    { what: 'parameters, gradients, momentum', bytes: parameters },
-    { what: 'runtime (Node, tfjs, wasm) measured at start', bytes: runtimeBytes },
+    { what: 'arena (every planned step buffer)', bytes: arenaBytes(arenas) },
+    { what: `compute heap${threads > 1 ? ` (${threads} threads)` : ''}: largest layer working set`, bytes: heap },
+    { what: 'parameters and momentum', bytes: 2 * paramBytes },
+    { what: 'runtime measured at start', bytes: options.runtimeBytes },
+    { what: 'JS heaps and message buffers once steps run', bytes: STEP_RUNTIME_GROWTH_BYTES },
+    // tfjs loads only where compute runs: in each worker, or in the main thread with --workers 0.
+    { what: `tfjs and its backend${threads > 1 ? ` (${threads} threads)` : ''}`, bytes: threads * COMPUTE_THREAD_BASE_BYTES },
   ];
-  return { rows, totalBytes: rows.reduce((sum, r) => sum + r.bytes, 0) };
+  return { rows, totalBytes: rows.reduce((sum, r) => sum + r.bytes, 0), arenas };
 }
 
 export function formatBytes(bytes: number): string {

@@ -14,8 +14,10 @@ export interface DeviceStatus {
   loss: number | null;
   learningRate: number | null;
   lastStepSeconds: number | null;
-  /** Where the last step's time went: compute, exchange wait, all-reduce. */
-  phases: { compute: number; exchangeWait: number; reduce: number } | null;
+  /** Where the last step's time went: compute, compute threads idle, exchange wait, all-reduce tail. */
+  phases: { compute: number; computeIdle: number; exchangeWait: number; send: number; reduce: number } | null;
+  /** The planned arena: its size, the most it holds live at once, and the bytes of each layer group's buffers. */
+  arena: { reservedBytes: number; peakLiveBytes: number; byGroup: Record<string, number> } | null;
   state: 'starting' | 'training' | 'done' | 'failed';
   error: string | null;
 }
@@ -23,7 +25,7 @@ export interface DeviceStatus {
 export interface TelemetrySources {
   status: DeviceStatus;
   counters: TransportCounters | null;
-  /** Current size of the tfjs wasm heap (it grows and never shrinks), when the wasm backend runs. */
+  /** The compute threads' wasm heaps (they grow and never shrink), when the wasm backend runs. */
   wasmHeapBytes: () => number | null;
 }
 
@@ -72,6 +74,12 @@ export function prometheusText(sources: TelemetrySources): string {
     [`{${rank},kind="rss"}`, memory.rss], [`{${rank},kind="heap"}`, memory.heapUsed], [`{${rank},kind="external"}`, memory.external],
     ...(sources.wasmHeapBytes() !== null ? [[`{${rank},kind="wasm_heap"}`, sources.wasmHeapBytes()!] as [string, number]] : []),
   ]);
+  if (s.arena) {
+    metric('arena_bytes', 'The planned arena: reserved, live at its peak, and used by each layer group\'s buffers.', 'gauge', [
+      [`{${rank},kind="reserved"}`, s.arena.reservedBytes], [`{${rank},kind="peak_live"}`, s.arena.peakLiveBytes],
+      ...Object.entries(s.arena.byGroup).map(([group, bytes]) => [`{${rank},kind="group",group="${group}"}`, bytes] as [string, number]),
+    ]);
+  }
   metric('predicted_peak_bytes', 'The plan\'s predicted per-device peak memory.', 'gauge', [[`{${rank}}`, s.plan.predictedPeakBytes]]);
   metric('machine_cpu_percent', 'CPU use of the machine (node-os-utils).', 'gauge', [[`{${rank}}`, machine.cpuPercent]]);
   metric('machine_memory_used_bytes', 'Memory in use on the machine (node-os-utils).', 'gauge', [[`{${rank}}`, machine.memoryUsedBytes]]);

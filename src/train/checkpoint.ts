@@ -15,7 +15,8 @@ export interface CheckpointMeta {
   readonly stateFile: string;
 }
 
-function writeAtomically(path: string, bytes: Uint8Array): void {
+/** Write to a temporary name, fsync, rename: readers see the old file or the whole new one. */
+export function writeAtomically(path: string, bytes: Uint8Array, what = 'checkpoint file'): void {
   const temporary = `${path}.tmp-${process.pid}`;
   try {
     const fd = openSync(temporary, 'w');
@@ -29,7 +30,7 @@ function writeAtomically(path: string, bytes: Uint8Array): void {
     renameSync(temporary, path);
   } catch (error) {
     rmSync(temporary, { force: true });
-    throw new Error(`could not write checkpoint file ${path}: ${(error as Error).message}`);
+    throw new Error(`could not write ${what} ${path}: ${(error as Error).message}`);
   }
 }
 

@@ -4,7 +4,7 @@ import { createDeviceRuntime } from '../loop/device-runtime.js';
 import { runDeviceStep } from '../loop/device-step.js';
 import { type Network, mapShapes } from '../model/layers.js';
 import { linearLoss, referenceGradients } from '../fused/reference.js';
-import type { BackendName } from '../fused/backend.js';
+import type { BackendName } from '../fused/backend-name.js';
 import type { Exchange } from '../peers/exchange.js';
 import { createInMemoryCluster } from '../peers/in-memory.js';
 import type { Grid } from '../tiles/grid.js';

@@ -1,0 +1,96 @@
+// The device runtime on this machine, side by side in one run: (1) per-device peak memory of the
+// YOLOv2 front trained unpartitioned on one device against 4 local devices on a 2x2 grid, each
+// beside the plan's prediction; (2) what overlapping communication with compute gains: the time
+// compute workers sit idle per step, overlap on against off (alternated runs, same flags).
+//   npm run build && node dist/bench-runtime.js [--input 608] [--steps 3] [--repeats 2] [--out docs/bench-runtime.json]
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+
+const { values } = parseArgs({
+  options: {
+    input: { type: 'string', default: '608' },
+    steps: { type: 'string', default: '3' },
+    repeats: { type: 'string', default: '2' },
+    grouping: { type: 'string', default: '0,8,10,12,14' },
+    out: { type: 'string', default: 'docs/bench-runtime.json' },
+  },
+});
+const here = dirname(fileURLToPath(import.meta.url));
+const scratch = mkdtempSync(join(tmpdir(), 'edgefuse-bench-runtime-'));
+
+interface StepRecord { step: number; seconds: number; phases: { step: number; compute: number; computeIdle: number; exchangeWait: number; reduce: number } }
+interface Report {
+  rank: number;
+  memory: { predicted: { totalBytes: number }; measured: { peakRssBytes: number; computeHeapBytes: number; arenaBytes: number } };
+  steps: StepRecord[];
+}
+
+let runs = 0;
+function run(devices: number, flags: string[]): Report[] {
+  const reports = join(scratch, `run${runs++}-rank{rank}.json`);
+  const size = values.input!;
+  const all = ['--devices', String(devices), '--model', 'yolov2-front', '--input', `${size}x${size}`, '--batch', '1', '--steps', values.steps!,
+    '--memory-limit', '8G', '--metrics-port', '0', '--report', reports, ...flags];
+  console.error(`bench-runtime: cluster ${all.join(' ')}`);
+  const result = spawnSync(process.execPath, [join(here, 'cluster.js'), ...all], { encoding: 'utf8', timeout: 1_800_000 });
+  if (result.status !== 0) throw new Error(`cluster failed (${result.status}):\n${result.stderr.slice(-3000)}`);
+  return Array.from({ length: devices }, (_, rank) => JSON.parse(readFileSync(reports.replace('{rank}', String(rank)), 'utf8')) as Report);
+}
+
+const mib = (bytes: number): number => Math.round((bytes / 2 ** 20) * 10) / 10;
+// Step 1 includes warm-up (heap growth, first kernel runs): averages use the later steps.
+const later = (r: Report): StepRecord[] => (r.steps.length > 1 ? r.steps.slice(1) : r.steps);
+const mean = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length;
+
+// (1) Memory: one device unpartitioned, then 4 devices 2x2.
+const single = run(1, ['--grid', '1x1', '--forward-groups', 'each']);
+const four = run(4, ['--grid', '2x2', '--forward-groups', values.grouping!]);
+const memoryRow = (name: string, r: Report) => ({
+  name, rank: r.rank,
+  measuredPeakMiB: mib(r.memory.measured.peakRssBytes), predictedMiB: mib(r.memory.predicted.totalBytes),
+  predictionError: Math.round((r.memory.predicted.totalBytes / r.memory.measured.peakRssBytes - 1) * 1000) / 1000,
+  computeHeapMiB: mib(r.memory.measured.computeHeapBytes), arenaMiB: mib(r.memory.measured.arenaBytes),
+  secondsPerStep: Math.round(mean(later(r).map((s) => s.seconds)) * 100) / 100,
+});
+const memory = [memoryRow('1 device, 1x1', single[0]!), ...four.map((r) => memoryRow(`4 devices, 2x2 ${values.grouping}`, r))];
+const largestOfFour = Math.max(...four.map((r) => r.memory.measured.peakRssBytes));
+
+// (2) Overlap on/off, alternated so that drift in the machine's load hits both alike.
+const overlap: { overlap: boolean; repeat: number; secondsPerStep: number; computeIdlePerStep: number; computePerStep: number }[] = [];
+for (let repeat = 0; repeat < Number(values.repeats); repeat++) {
+  for (const on of [true, false]) {
+    const reports = run(4, ['--grid', '2x2', '--forward-groups', values.grouping!, '--overlap', on ? 'on' : 'off']);
+    const steps = reports.flatMap(later);
+    overlap.push({
+      overlap: on, repeat,
+      secondsPerStep: Math.round(mean(steps.map((s) => s.seconds)) * 1000) / 1000,
+      computeIdlePerStep: Math.round(mean(steps.map((s) => s.phases.computeIdle)) * 1000) / 1000,
+      computePerStep: Math.round(mean(steps.map((s) => s.phases.compute)) * 1000) / 1000,
+    });
+  }
+}
+const idle = (on: boolean) => mean(overlap.filter((o) => o.overlap === on).map((o) => o.computeIdlePerStep));
+
+const result = {
+  command: `node dist/bench-runtime.js --input ${values.input} --steps ${values.steps} --repeats ${values.repeats} --grouping ${values.grouping}`,
+  machine: 'this 2-core machine; 4 devices share its 2 cores',
+  memory,
+  memoryReduction: Math.round((single[0]!.memory.measured.peakRssBytes / largestOfFour) * 100) / 100,
+  overlap,
+  idleWithOverlap: Math.round(idle(true) * 1000) / 1000,
+  idleWithoutOverlap: Math.round(idle(false) * 1000) / 1000,
+};
+mkdirSync(dirname(values.out!), { recursive: true });
+writeFileSync(values.out!, `${JSON.stringify(result, null, 2)}\n`);
+
+console.log(`\n| configuration | rank | peak RSS (MiB) | predicted (MiB) | prediction error | compute heap (MiB) | arena (MiB) | s/step |`);
+console.log('|---|---|---|---|---|---|---|---|');
+for (const m of memory) console.log(`| ${m.name} | ${m.rank} | ${m.measuredPeakMiB} | ${m.predictedMiB} | ${(m.predictionError * 100).toFixed(1)}% | ${m.computeHeapMiB} | ${m.arenaMiB} | ${m.secondsPerStep} |`);
+console.log(`\nPeak memory per device: 1 device / largest of 4 devices = ${result.memoryReduction}x`);
+console.log(`\n| overlap | repeat | s/step | compute idle s/step | compute s/step |\n|---|---|---|---|---|`);
+for (const o of overlap) console.log(`| ${o.overlap ? 'on' : 'off'} | ${o.repeat} | ${o.secondsPerStep} | ${o.computeIdlePerStep} | ${o.computePerStep} |`);
+console.log(`\nCompute idle per step: ${result.idleWithOverlap} s with overlap, ${result.idleWithoutOverlap} s without. Written to ${values.out}`);
