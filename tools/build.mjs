@@ -3,7 +3,7 @@
 import { build } from 'esbuild';
 
 await build({
-  entryPoints: { edge: 'src/edge.ts', 'bench-kernels': 'tools/bench-kernels.ts', 'peer-step': 'tools/peer-step.ts', 'bench-transport': 'tools/bench-transport.ts', cluster: 'tools/cluster.ts' },
+  entryPoints: { edge: 'src/edge.ts', 'bench-kernels': 'tools/bench-kernels.ts', 'peer-step': 'tools/peer-step.ts', 'bench-transport': 'tools/bench-transport.ts', cluster: 'tools/cluster.ts', 'make-shapes': 'tools/make-shapes.ts' },
   outdir: 'dist',
   bundle: true,
   platform: 'node',
