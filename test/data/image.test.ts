@@ -37,6 +37,13 @@ t.test('a grey PNG expands to three equal channels', async (t) => {
   t.same(Array.from(image.data), [0, 0, 0, 128 / 255, 128 / 255, 128 / 255].map((v) => Math.fround(v)));
 });
 
+t.test('a 16-bit PNG is scaled to 8 bits', async (t) => {
+  const png = new PNG({ width: 2, height: 1, bitDepth: 16, colorType: 2, inputColorType: 6 });
+  png.data = Buffer.from(new Uint16Array([0, 0, 0, 65535, 65535, 32768, 65535, 65535]).buffer);
+  const image = decodeImage(PNG.sync.write(png, { bitDepth: 16, colorType: 2, inputColorType: 6 }), 'deep.png');
+  t.same(Array.from(image.data), [0, 0, 0, 1, 128 / 255, 1].map((v) => Math.fround(v)));
+});
+
 t.test('JPEG decodes close to what was encoded', async (t) => {
   // A smooth image (JPEG is lossy; smooth content survives quality 95 almost unchanged).
   const width = 40;
