@@ -1,10 +1,10 @@
 // Decoding PNG and JPEG files into RGB floats in [0, 1], height x width x 3 (HWC), with pure-JS
 // codecs (pngjs, jpeg-js) so devices need no native build. Alpha is dropped, as Darknet's stb
 // loader does when it asks for 3 channels; grey and palette images are expanded to RGB.
-import { readFileSync } from 'node:fs';
 import jpeg from 'jpeg-js';
 import { PNG } from 'pngjs';
 import { DataError } from './data-error.js';
+import { readDataFile } from './read-data-file.js';
 
 export interface RgbImage {
   readonly height: number;
@@ -60,16 +60,4 @@ export function decodeImage(bytes: Uint8Array, file: string): RgbImage {
 /** Reads and decodes an image file; a missing or unreadable file is a DataError naming it. */
 export function readImage(file: string): RgbImage {
   return decodeImage(readDataFile(file, 'image'), file);
-}
-
-/** Reads a file of a data set; `what` says which kind in the error ("image", "label file", ...). */
-export function readDataFile(file: string, what: string): Buffer {
-  try {
-    return readFileSync(file);
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') throw new DataError(file, undefined, `${what} not found`);
-    if (code === 'EISDIR') throw new DataError(file, undefined, `${what} is a directory`);
-    throw new DataError(file, undefined, `cannot read ${what} (${code ?? (error as Error).message})`);
-  }
 }

@@ -3,7 +3,7 @@
 // relative to the working directory), so a data set can be moved or referenced from anywhere.
 import { dirname, isAbsolute, join } from 'node:path';
 import { DataError } from './data-error.js';
-import { readDataFile } from './image.js';
+import { readDataFile } from './read-data-file.js';
 
 export interface ListEntry {
   /** The path as written in the list. */
