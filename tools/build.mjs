@@ -7,7 +7,10 @@ import { build } from 'esbuild';
 rmSync('dist', { recursive: true, force: true });
 
 await build({
-  entryPoints: { edge: 'src/edge.ts', 'bench-kernels': 'tools/bench-kernels.ts', 'peer-step': 'tools/peer-step.ts', 'bench-transport': 'tools/bench-transport.ts', cluster: 'tools/cluster.ts', 'compute-worker': 'src/loop/compute-worker.ts', 'bench-runtime': 'tools/bench-runtime.ts' },
+  entryPoints: {
+    edge: 'src/edge.ts', 'compute-worker': 'src/loop/compute-worker.ts', cluster: 'tools/cluster.ts', 'make-shapes': 'tools/make-shapes.ts',
+    'bench-kernels': 'tools/bench-kernels.ts', 'bench-transport': 'tools/bench-transport.ts', 'bench-runtime': 'tools/bench-runtime.ts', 'peer-step': 'tools/peer-step.ts',
+  },
   outdir: 'dist',
   bundle: true,
   // Code behind a dynamic import() stays in its own chunk, so a scheduler thread that never computes
