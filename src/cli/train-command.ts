@@ -13,13 +13,15 @@ import { type DeviceStatus, serveTelemetry } from '../metrics/telemetry.js';
 import type { Network } from '../model/layers.js';
 import { loadModel } from '../model/load.js';
 import { withInputSize } from '../model/presets.js';
-import { type FrontParams, decodeWeights, randomParams } from '../model/weights.js';
+import { parseTail } from '../model/tail-cfg.js';
+import { type TailLayer, describeTail, limitFront, tailClasses } from '../model/tail-layers.js';
+import { type FrontParams, type TailParams, decodeWeights, frontOutput, randomParams, randomTailParams } from '../model/weights.js';
 import { createInMemoryCluster } from '../peers/in-memory.js';
 import { parsePeers } from '../peers/peer-list.js';
 import { type PeerAddress, PeerNode } from '../peers/peer-node.js';
 import { parseGrid } from '../tiles/grid.js';
 import { formatGrouping, parseGrouping } from '../tiles/groups.js';
-import { buildTilePlan, tilesOfDevice } from '../tiles/plan.js';
+import { HEAD_RANK, buildTilePlan, stripEndpoints, tilesOfDevice } from '../tiles/plan.js';
 import { loadCheckpoint, writeAtomically } from '../train/checkpoint.js';
 import { newOptimizerState } from '../train/optimizer.js';
 import { UsageError, asUsage, parseNonNegativeInt, parsePositiveInt, parseSize, parseSwitch } from './usage-error.js';
@@ -38,10 +40,12 @@ Cluster
   --metrics-port P         serve GET /metrics and /status on this port (0: off)  [peer port + 1000]
   --peer-timeout S         seconds of silence before a peer is declared dead                 [5]
 Model and plan
-  --model M                Darknet .cfg file or preset (yolov2-front, tiny)       [yolov2-front]
-  --input HxW              input size (the front is fully convolutional)            [from cfg]
-  --front N                tile-partition only the first N layers          [every front layer]
-  --weights FILE           initial Darknet .weights                      [seeded random init]
+  --model M                Darknet .cfg file or preset (yolov2-front, tiny, tiny-classifier)
+                                                                            [yolov2-front]
+  --input HxW              input size                                               [from cfg]
+  --front N                tile-partition only the first N layers; with a tail, the others
+                           run first in the tail                   [every leading conv/maxpool]
+  --weights FILE           initial Darknet .weights of the whole model   [seeded random init]
   --grid RxC               tile grid over the front's output          [near-square, >= devices]
   --forward-groups S       each | all | start layers such as 0,8,10,12,14                [each]
   --backward-groups S      same syntax                                [the forward grouping]
@@ -53,18 +57,23 @@ Training
   --steps N                optimizer steps                                                 [10]
   --batch N                images per step                                         [cfg batch]
   --learning-rate X, --momentum X, --decay X                                         [from cfg]
-  --data synthetic         seeded random images and targets (the only source so far) [synthetic]
+  --data synthetic         seeded random images and targets or labels (the only source)
+                                                                               [synthetic]
   --seed N                 seed of weights and data                                         [1]
   --checksum-every N       compare weight checksums across devices every N steps           [5]
-  --checkpoint DIR         write checkpoints (Darknet .weights + optimizer state) here
+  --checkpoint DIR         write this device's checkpoints (Darknet .weights + optimizer state)
   --checkpoint-every N     steps between checkpoints                          [10 with --checkpoint]
   --resume                 continue from the latest checkpoint in --checkpoint
   --report FILE            at the end, write a JSON report (plan, predicted and measured memory,
                            every step's loss and phase times); {rank} in FILE becomes the rank
   --help                   this text
 
-The model trains its front against a seeded random target with a squared-error loss (the front-only
-setting of the reference measurements); tail layers after the front are not run yet.`;
+The front (the leading [convolutional]/[maxpool] layers) trains tile-parallel on every device. Layers
+after it ([convolutional], [maxpool], [avgpool], [connected], ending in [softmax]) are the tail: rank 0
+gathers the front's output, runs them with softmax's cross-entropy on seeded labels and sends each
+tile its gradient back. Rank 0's checkpoints hold the whole network (a full Darknet file); the others'
+hold the front. A model without a tail trains its front against a seeded random target with a
+squared-error loss (the front-only setting of the reference measurements).`;
 
 /** The index of the single --peers entry that is an address of this machine. */
 function inferRank(peers: readonly PeerAddress[]): number {
@@ -111,10 +120,11 @@ export async function trainCommand(argv: string[]): Promise<number> {
     if ((values.data ?? 'synthetic') !== 'synthetic') throw new UsageError(`--data must be "synthetic" for now, got "${values.data}"`);
     const parsed = loadModel(values.model ?? 'yolov2-front');
     let net: Network = parsed.network;
+    let tail: TailLayer[] = parseTail(parsed.tail, parsed.file);
     if (values.front !== undefined) {
       const front = parsePositiveInt('--front', values.front, net.layers.length);
       if (front > net.layers.length) throw new UsageError(`--front ${front}: the model has ${net.layers.length} leading conv/maxpool layers`);
-      net = { ...net, layers: net.layers.slice(0, front) };
+      ({ net, tail } = limitFront(net, tail, front));
     }
     if (values.input) {
       const size = parseSize('--input', values.input);
@@ -142,11 +152,12 @@ export async function trainCommand(argv: string[]): Promise<number> {
       net, grid: parseGrid(values.grid ?? defaultGrid(peers.length)), devices: peers.length, batch,
       forwardGroups: parseGrouping(forwardText, net.layers.length),
       backwardGroups: parseGrouping(values['backward-groups'] ?? forwardText, net.layers.length),
+      tail,
     });
     if (values.resume && !values.checkpoint) throw new UsageError('--resume needs --checkpoint DIR');
     const me = peers[rank]!;
     return {
-      peers, rank, secret, plan, net,
+      peers, rank, secret, plan, net, tail,
       steps: parsePositiveInt('--steps', values.steps, 10),
       seed: parsePositiveInt('--seed', values.seed, 1),
       memoryLimit: parseByteSize(values['memory-limit'] ?? '1G'),
@@ -159,7 +170,8 @@ export async function trainCommand(argv: string[]): Promise<number> {
       overlap: parseSwitch('--overlap', values.overlap ?? 'on'),
     };
   });
-  const { plan, rank, net } = setup;
+  const { plan, rank, net, tail } = setup;
+  const isHead = tail.length > 0 && rank === HEAD_RANK;
   const log = (line: string) => console.error(`[rank ${rank}] ${line}`);
   const hash = planHash(plan);
 
@@ -167,6 +179,8 @@ export async function trainCommand(argv: string[]): Promise<number> {
   const runtimeBytes = process.memoryUsage().rss;
   const estimate = estimateDeviceMemory(plan, rank, { runtimeBytes, workers: setup.workers });
   log(`plan ${hash}: ${net.name} ${net.input.height}x${net.input.width}, grid ${plan.grid.rows}x${plan.grid.cols}, tiles ${tilesOfDevice(plan, rank).join(',')} of ${plan.tiles}, forward ${formatGrouping(plan.forwardGroups)}, backward ${formatGrouping(plan.backwardGroups)}, batch ${plan.batch}`);
+  if (isHead) log(`tail on this device: ${describeTail(tail)} (${tailClasses(frontOutput(net), tail)} classes)`);
+  else if (tail.length > 0) log(`tail (${describeTail(tail)}) on rank ${HEAD_RANK}`);
   log(`predicted peak memory of this device:\n${formatEstimate(estimate, setup.memoryLimit)}`);
   if (estimate.totalBytes > setup.memoryLimit) {
     throw new UsageError(`the plan needs about ${formatBytes(estimate.totalBytes)} on device ${rank}, over --memory-limit ${formatBytes(setup.memoryLimit)}: use more devices, a finer grid, a smaller --batch or --input, or other groupings`);
@@ -188,17 +202,27 @@ export async function trainCommand(argv: string[]): Promise<number> {
     },
   };
 
+  // With a tail, --weights must be a file of the whole model (checked on every rank, so a bad file
+  // stops them all); only the head keeps the tail's part.
   let params: FrontParams;
+  let tailParams: TailParams;
   if (values.weights) {
-    params = asUsage(() => decodeWeights(net, new Uint8Array(readFileSync(values.weights!)), values.weights!).params);
-  } else params = randomParams(net, setup.seed);
+    const loaded = asUsage(() => decodeWeights(net, new Uint8Array(readFileSync(values.weights!)), values.weights!, tail.length > 0 ? tail : undefined));
+    params = loaded.params;
+    tailParams = isHead ? loaded.tailParams! : [];
+  } else {
+    params = randomParams(net, setup.seed);
+    tailParams = isHead ? randomTailParams(net, tail, setup.seed) : [];
+  }
   const state = newOptimizerState(params);
+  const tailState = newOptimizerState(tailParams);
   let firstStep = 0;
   if (values.resume) {
-    const loaded = asUsage(() => loadCheckpoint(values.checkpoint!, net, state, hash));
+    const loaded = asUsage(() => loadCheckpoint(values.checkpoint!, net, state, hash, isHead ? { layers: tail, state: tailState } : undefined));
     if (!loaded) log(`no checkpoint in ${values.checkpoint} yet: starting at step 0`);
     else {
       params = loaded.params;
+      if (loaded.tailParams) tailParams = loaded.tailParams;
       firstStep = loaded.meta.step;
       log(`resumed from ${values.checkpoint} at step ${firstStep}`);
     }
@@ -214,9 +238,9 @@ export async function trainCommand(argv: string[]): Promise<number> {
   if (telemetry) log(`telemetry on http://${values.listen ?? '0.0.0.0'}:${telemetry.port}/metrics and /status`);
   try {
     const exchange = plan.devices === 1
-      ? createInMemoryCluster(1, plan.tileDevice)[0]!
+      ? createInMemoryCluster(1, stripEndpoints(plan))[0]!
       : (node = await PeerNode.start({
-          rank, peers: setup.peers, secret: setup.secret, planHash: hash, validator: planValidator(plan), tileDevice: plan.tileDevice,
+          rank, peers: setup.peers, secret: setup.secret, planHash: hash, validator: planValidator(plan), tileDevice: stripEndpoints(plan),
           listenHost: values.listen ?? '0.0.0.0', peerTimeoutMs: setup.peerTimeoutMs, log: (line) => console.error(line),
         }));
     if (node) log(`connected to ${plan.devices - 1} peers`);
@@ -232,13 +256,14 @@ export async function trainCommand(argv: string[]): Promise<number> {
     const steps: object[] = [];
     await train({
       runtime, exchange, params: runtime.params, state, firstStep, steps: stepsLeft, seed: setup.seed, checksumEvery: setup.checksumEvery,
+      ...(isHead ? { tail: { params: tailParams, state: tailState } } : {}),
       ...(values.checkpoint ? { checkpoint: { dir: values.checkpoint, every: setup.checkpointEvery } } : {}),
       onStep: (r) => {
         const { compute, computeIdle, exchangeWait, send, reduce } = r.phases;
         Object.assign(status, { step: r.step, loss: r.loss, learningRate: r.learningRate, lastStepSeconds: r.seconds, phases: { compute, computeIdle, exchangeWait, send, reduce } });
         steps.push({ step: r.step, loss: r.loss, seconds: r.seconds, phases: r.phases });
         log(`step ${r.step}/${setup.steps} loss ${r.loss.toFixed(5)} lr ${r.learningRate.toExponential(2)} ${r.seconds.toFixed(2)} s ` +
-          `(compute ${compute.toFixed(2)}, idle ${computeIdle.toFixed(2)}, wait ${exchangeWait.toFixed(2)}, send ${send.toFixed(2)}, reduce ${reduce.toFixed(2)})  rss ${formatBytes(process.memoryUsage().rss)}, compute heap ${formatBytes(runtime.engine.backendHeapBytes())}, arena ${formatBytes(runtime.arenas.reservedBytes)}`);
+          `(compute ${compute.toFixed(2)}, idle ${computeIdle.toFixed(2)}, wait ${exchangeWait.toFixed(2)}, send ${send.toFixed(2)}, reduce ${reduce.toFixed(2)}${isHead ? `, tail ${r.tailSeconds.toFixed(2)}` : ''})  rss ${formatBytes(process.memoryUsage().rss)}, compute heap ${formatBytes(runtime.engine.backendHeapBytes())}, arena ${formatBytes(runtime.arenas.reservedBytes)}`);
       },
       onCheckpoint: (step, dir) => log(`checkpoint of step ${step} in ${dir}`),
     });

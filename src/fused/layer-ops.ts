@@ -92,6 +92,14 @@ export function normalizeActivate(layer: ConvLayer, t: ConvTensors, conv: tf.Ten
   return output;
 }
 
+/** A conv layer's output (convolution, then batch norm or bias, then activation). */
+export function convLayerOutput(layer: ConvLayer, t: ConvTensors, paddedInput: tf.Tensor4D): tf.Tensor4D {
+  const conv = convolve(layer, t, paddedInput);
+  const output = normalizeActivate(layer, t, conv);
+  release(conv, output);
+  return output;
+}
+
 function activate(layer: ConvLayer, x: tf.Tensor4D): tf.Tensor4D {
   if (layer.activation === 'leaky') return tf.leakyRelu(x, LEAKY_SLOPE);
   if (layer.activation === 'relu') return tf.relu(x);

@@ -3,8 +3,8 @@
 import { createHash } from 'node:crypto';
 import type { StripFields, ReduceFields } from '../peers/codec.js';
 import type { MessageValidator } from '../peers/peer-node.js';
-import { type TilePlan, exchangeRegions, weightBucketLength } from '../tiles/plan.js';
-import { formatRegion, intersectRegions, isEmptyRegion, regionHeight, regionWidth } from '../tiles/region.js';
+import { type TilePlan, headTile, stripEndpoints, stripPart, weightBucketLength } from '../tiles/plan.js';
+import { formatRegion, regionHeight, regionWidth } from '../tiles/region.js';
 
 export const weightBucket = (step: number, layer: number): string => `${step}/dW/${layer}`;
 export const lossBucket = (step: number): string => `${step}/loss`;
@@ -16,6 +16,8 @@ export const CHECKSUM_PIECES = 3;
 export function planHash(plan: TilePlan): string {
   const canonical = JSON.stringify({
     net: { input: plan.net.input, layers: plan.net.layers },
+    // Only when there is one, so front-only plans keep their hashes (and their checkpoints).
+    ...(plan.tail.length > 0 ? { tail: plan.tail } : {}),
     grid: plan.grid,
     devices: plan.devices,
     batch: plan.batch,
@@ -27,25 +29,26 @@ export function planHash(plan: TilePlan): string {
 }
 
 export function planValidator(plan: TilePlan): MessageValidator {
+  const endpoints = stripEndpoints(plan);
+  const valid = plan.tail.length > 0 ? `tiles 0..${plan.tiles - 1} and the head ${headTile(plan)}` : `tiles 0..${plan.tiles - 1}`;
   return {
     strip(s: StripFields, floats: number, sender: number, me: number): string | null {
-      if (!Number.isInteger(s.from) || s.from < 0 || s.from >= plan.tiles) return `strip from tile ${s.from}, the plan has tiles 0..${plan.tiles - 1}`;
-      if (!Number.isInteger(s.to) || s.to < 0 || s.to >= plan.tiles) return `strip to tile ${s.to}, the plan has tiles 0..${plan.tiles - 1}`;
-      if (plan.tileDevice[s.from] !== sender) return `rank ${sender} sent a strip from tile ${s.from}, which lives on rank ${plan.tileDevice[s.from]}`;
-      if (plan.tileDevice[s.to] !== me) return `strip to tile ${s.to}, which lives on rank ${plan.tileDevice[s.to]}`;
-      let regions;
+      if (!Number.isInteger(s.from) || s.from < 0 || s.from >= endpoints.length) return `strip from tile ${s.from}, the plan has ${valid}`;
+      if (!Number.isInteger(s.to) || s.to < 0 || s.to >= endpoints.length) return `strip to tile ${s.to}, the plan has ${valid}`;
+      if (endpoints[s.from] !== sender) return `rank ${sender} sent a strip from tile ${s.from}, which lives on rank ${endpoints[s.from]}`;
+      if (endpoints[s.to] !== me) return `strip to tile ${s.to}, which lives on rank ${endpoints[s.to]}`;
+      let part;
       try {
-        regions = exchangeRegions(plan, s.phase, s.group);
+        part = stripPart(plan, s.phase, s.group, s.from, s.to);
       } catch (error) {
         return (error as Error).message;
       }
-      const part = intersectRegions(regions.source(s.from), regions.wanted(s.to));
-      if (isEmptyRegion(part)) return `tiles ${s.from} and ${s.to} exchange nothing in ${s.phase} ${s.group}`;
       const band = s.region;
-      if (band.cols.start !== part.cols.start || band.cols.end !== part.cols.end || band.rows.start < part.rows.start || band.rows.end > part.rows.end || band.rows.end <= band.rows.start) {
-        return `strip ${s.phase} ${s.group} ${s.from}>${s.to} region ${formatRegion(band)} is not a row band of ${formatRegion(part)}`;
+      const whole = part.region;
+      if (band.cols.start !== whole.cols.start || band.cols.end !== whole.cols.end || band.rows.start < whole.rows.start || band.rows.end > whole.rows.end || band.rows.end <= band.rows.start) {
+        return `strip ${s.phase} ${s.group} ${s.from}>${s.to} region ${formatRegion(band)} is not a row band of ${formatRegion(whole)}`;
       }
-      const expected = plan.batch * regionHeight(band) * regionWidth(band) * plan.maps[regions.map]!.channels;
+      const expected = plan.batch * regionHeight(band) * regionWidth(band) * plan.maps[part.map]!.channels;
       if (floats !== expected) return `strip ${s.phase} ${s.group} ${s.from}>${s.to} carries ${floats} floats, its region needs ${expected}`;
       return null;
     },

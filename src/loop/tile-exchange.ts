@@ -1,9 +1,9 @@
 // The strips of one device's tiles at each exchange point of a step: forward halos and recompute
 // inputs assembled from the owners' cores, and partial gradients sent to their owners and added.
 // Geometry comes from the plan (exchangeRegions); bytes move only through the Exchange.
-import type { Exchange, StripPhase } from '../peers/exchange.js';
+import type { Exchange } from '../peers/exchange.js';
 import { type RegionLayout, copySubRegion, layoutLength } from '../tiles/layout.js';
-import { type TilePlan, exchangeRegions, exchangeStrips } from '../tiles/plan.js';
+import { type TilePhase, type TilePlan, exchangeRegions, exchangeStrips } from '../tiles/plan.js';
 import { type Region, intersectRegions, isEmptyRegion } from '../tiles/region.js';
 
 type Take = (from: number, part: Region, band: Region, data: Float32Array) => void;
@@ -28,7 +28,7 @@ export class TileExchange {
    * scattered straight into place instead of being stashed (a second copy). Parts may arrive in
    * bands of rows: `band` is the sub-region that `data` holds.
    */
-  private expectParts(phase: StripPhase, group: number, tile: number, take: Take): Promise<void> {
+  private expectParts(phase: TilePhase, group: number, tile: number, take: Take): Promise<void> {
     const { map, strips } = exchangeStrips(this.plan, phase, group);
     const arrivals = strips
       .filter((s) => s.to === tile && s.from !== tile)
@@ -42,7 +42,7 @@ export class TileExchange {
   }
 
   /** Sends source(me) ∩ wanted(to) to every other tile, gathered straight from `mine`. */
-  private sendParts(phase: StripPhase, group: number, tile: number, mine: Float32Array): void {
+  private sendParts(phase: TilePhase, group: number, tile: number, mine: Float32Array): void {
     const started = performance.now();
     const { map, strips } = exchangeStrips(this.plan, phase, group);
     const mySource = this.layout(map, exchangeRegions(this.plan, phase, group).source(tile));

@@ -1,15 +1,20 @@
-// The training loop of one device: data, the front's step over the exchange, the loss, the
-// optimizer, weight checksums across devices and checkpoints. Every device runs the same loop on the
-// same summed gradients, so their weights stay identical (and are checked to be).
+// The training loop of one device: data, the front's step over the exchange, the loss (the tail on
+// the head, or a squared error for front-only models), the optimizer, weight checksums across devices
+// and checkpoints. Every device runs the same loop on the same summed gradients, so their front
+// weights stay identical (and are checked to be); the tail's weights live on the head only.
 import { createHash } from 'node:crypto';
-import type { FrontParams } from '../model/weights.js';
+import { tailClasses } from '../model/tail-layers.js';
+import type { FrontParams, TailParams } from '../model/weights.js';
 import type { Exchange } from '../peers/exchange.js';
 import { type RegionLayout, copySubRegion, extractSubRegion } from '../tiles/layout.js';
+import { HEAD_RANK } from '../tiles/plan.js';
 import { wholeMap } from '../tiles/region.js';
 import { saveCheckpoint } from '../train/checkpoint.js';
 import { type OptimizerState, applyUpdate } from '../train/optimizer.js';
-import { syntheticImages, syntheticTarget } from '../train/synthetic.js';
+import { syntheticImages, syntheticLabels, syntheticTarget } from '../train/synthetic.js';
+import type { TailResult } from '../train/tail.js';
 import { type DeviceRuntime, type PhaseSeconds, runDeviceStep } from './device-step.js';
+import { HeadExchange } from './head-exchange.js';
 import { CHECKSUM_PIECES, checksumBucket, lossBucket, planHash } from './plan-messages.js';
 
 export interface StepReport {
@@ -18,6 +23,8 @@ export interface StepReport {
   readonly loss: number;
   readonly learningRate: number;
   readonly seconds: number;
+  /** The head's tail forward and backward (0 elsewhere); it overlaps the front's phases, which run while it waits. */
+  readonly tailSeconds: number;
 }
 
 export interface TrainerOptions {
@@ -26,6 +33,8 @@ export interface TrainerOptions {
   /** Updated in place; the arrays the runtime's compute threads read. */
   readonly params: FrontParams;
   readonly state: OptimizerState;
+  /** The tail's parameters and momentum: required on the head (rank 0) when the plan has a tail, unused elsewhere. Updated in place. */
+  readonly tail?: { readonly params: TailParams; readonly state: OptimizerState };
   readonly firstStep: number;
   readonly steps: number;
   readonly seed: number;
@@ -90,29 +99,57 @@ export async function train(options: TrainerOptions): Promise<void> {
   const inputLayout: RegionLayout = { region: wholeMap(inputMap.height, inputMap.width), batch, channels: inputMap.channels };
   const outputLayout: RegionLayout = { region: wholeMap(outputMap.height, outputMap.width), batch, channels: outputMap.channels };
   const hash = planHash(plan);
-  const target = syntheticTarget(net, batch, options.seed);
+  const hasTail = plan.tail.length > 0;
+  const tail = hasTail && exchange.rank === HEAD_RANK ? options.tail : undefined;
+  if (hasTail && exchange.rank === HEAD_RANK && !tail) throw new Error(`rank ${HEAD_RANK} runs the tail but was given no tail parameters`);
+  const classes = hasTail ? tailClasses(outputMap, plan.tail) : 0;
+  const target = hasTail ? null : syntheticTarget(net, batch, options.seed);
+  // tfjs loads only where the tail runs: the other devices' schedulers never need it.
+  const runTail = tail ? (await import('../train/tail.js')).runTail : null;
   for (let step = options.firstStep; step < options.firstStep + options.steps; step++) {
     const started = performance.now();
     const images = syntheticImages(net, batch, options.seed, step);
     let localLoss = 0;
+    let tailMs = 0;
+    // With a tail, the head gathers the front's output, runs the tail and scatters its gradient; the
+    // exchange is opened before the front starts so that early cores land in place.
+    const head = hasTail ? new HeadExchange(plan, exchange, step) : null;
+    let tailStep: Promise<TailResult> | null = null;
+    if (head && tail && runTail) {
+      const labels = syntheticLabels(batch, classes, options.seed, step);
+      tailStep = head.gathered().then(async (output) => {
+        const tailStarted = performance.now();
+        const result = await runTail(outputMap, plan.tail, tail.params, output, labels, batch);
+        tailMs = performance.now() - tailStarted;
+        head.scatter(result.outputGradient);
+        return result;
+      });
+      tailStep.catch((error: Error) => head.fail(error));
+    }
     await runtime.engine.loadParams();
     const { weightGradients: gradients, phases } = await runDeviceStep(runtime, exchange, {
       input: (_tile, region, into) => copySubRegion(images, inputLayout, into, { ...inputLayout, region }, region),
-      outputGradient: async (_tile, core, output) => {
-        const { loss, gradient } = squaredError(output, extractSubRegion(target, outputLayout, core), outputMap.height * outputMap.width * outputMap.channels);
-        localLoss += loss;
-        return gradient;
-      },
+      outputGradient: head
+        ? (tile, _core, output) => head.exchangeTile(tile, output)
+        : async (_tile, core, output) => {
+          const { loss, gradient } = squaredError(output, extractSubRegion(target!, outputLayout, core), outputMap.height * outputMap.width * outputMap.channels);
+          localLoss += loss;
+          return gradient;
+        },
     }, { step, wantInputGradient: false });
+    const tailResult = tailStep ? await tailStep : null;
+    // Only the head has a tail loss; the others contribute 0 to the sum.
+    if (tailResult) localLoss = tailResult.loss;
     const loss = new Float32Array([localLoss]);
     await exchange.allReduceSum(lossBucket(step), loss);
     const rate = applyUpdate(params, state, gradients, net.hyper, step);
+    if (tail && tailResult) applyUpdate(tail.params, tail.state, tailResult.gradients, net.hyper, step);
     const done = step + 1;
     if (options.checksumEvery > 0 && done % options.checksumEvery === 0) await compareChecksums(exchange, params, step);
     if (options.checkpoint && options.checkpoint.every > 0 && done % options.checkpoint.every === 0) {
-      saveCheckpoint(options.checkpoint.dir, net, params, state, done, hash, batch);
+      saveCheckpoint(options.checkpoint.dir, net, params, state, done, hash, batch, tail && { layers: plan.tail, ...tail });
       options.onCheckpoint?.(done, options.checkpoint.dir);
     }
-    options.onStep?.({ phases, step: done, loss: loss[0]! / batch, learningRate: rate, seconds: (performance.now() - started) / 1000 });
+    options.onStep?.({ phases, step: done, loss: loss[0]! / batch, learningRate: rate, seconds: (performance.now() - started) / 1000, tailSeconds: tailMs / 1000 });
   }
 }

@@ -1,5 +1,6 @@
 // Darknet .cfg parsing: [net], [convolutional] and [maxpool] with Darknet's defaults.
-// Sections after the leading conv/maxpool run are kept raw as the tail (run later by the head device).
+// Sections after the leading conv/maxpool run are kept raw as the tail; src/model/tail-cfg.ts interprets
+// them for training (verify checks only the front, so it accepts any tail).
 import { type Activation, type FrontLayer, type Network, convLayer, maxpoolLayer, mapShapes } from './layers.js';
 
 export class CfgError extends Error {
@@ -20,6 +21,8 @@ export interface CfgSection {
 }
 
 export interface ParsedCfg {
+  /** The name errors cite (a path or `preset:NAME`). */
+  readonly file: string;
   readonly network: Network;
   /** Sections after the front, in file order, not interpreted yet. */
   readonly tail: readonly CfgSection[];
@@ -47,7 +50,7 @@ export function splitSections(text: string, file: string): CfgSection[] {
   return sections;
 }
 
-class SectionReader {
+export class SectionReader {
   private readonly used = new Set<string>();
   constructor(
     private readonly section: CfgSection,
@@ -123,7 +126,7 @@ const NET_IGNORABLE = [
   'min_crop', 'max_crop', 'aspect', 'inputs',
 ];
 
-function parseConv(reader: SectionReader): FrontLayer {
+export function parseConv(reader: SectionReader): FrontLayer {
   const size = reader.int('size', 1, 1);
   const stride = reader.int('stride', 1, 1);
   const padFlag = reader.int('pad', 0, 0);
@@ -136,7 +139,7 @@ function parseConv(reader: SectionReader): FrontLayer {
   });
 }
 
-function parseMaxpool(reader: SectionReader): FrontLayer {
+export function parseMaxpool(reader: SectionReader): FrontLayer {
   const stride = reader.int('stride', 1, 1);
   const size = reader.int('size', stride, 1);
   const padding = reader.int('padding', size - 1, 0);
@@ -192,5 +195,5 @@ export function parseCfg(text: string, file = '<cfg>', name = file): ParsedCfg {
   } catch (error) {
     throw new CfgError(file, net.line, (error as Error).message);
   }
-  return { network, tail: sections.slice(index) };
+  return { file, network, tail: sections.slice(index) };
 }

@@ -20,7 +20,13 @@ const TINY = [
   conv(8, 3), MAX, conv(16, 3, 0), '[maxpool]\nsize=3\nstride=1\n', conv(8, 1),
 ].join('\n');
 
-export const PRESETS: Readonly<Record<string, string>> = { 'yolov2-front': YOLOV2_FRONT, tiny: TINY };
+/** A small classifier for tests and demos: a conv/maxpool front and a tail ending in softmax. */
+const TINY_CLASSIFIER = [
+  '[net]\nbatch=2\nwidth=16\nheight=16\nchannels=3\nlearning_rate=0.01\nmomentum=0.9\ndecay=0.0005\n',
+  conv(8, 3), MAX, conv(16, 3), '[avgpool]\n', '[connected]\noutput=10\nactivation=linear\n', '[softmax]\ngroups=1\n',
+].join('\n');
+
+export const PRESETS: Readonly<Record<string, string>> = { 'yolov2-front': YOLOV2_FRONT, tiny: TINY, 'tiny-classifier': TINY_CLASSIFIER };
 
 export function presetCfg(name: string): ParsedCfg {
   const text = PRESETS[name];

@@ -9,8 +9,10 @@ import {
 import type { StripPhase as Phase } from './exchange.js';
 import type { Region } from '../tiles/region.js';
 
-export const PHASES: readonly Phase[] = ['halo', 'recompute', 'grad'];
-const PHASE_CODES: Record<Phase, StripPhase> = { halo: StripPhase.Halo, recompute: StripPhase.Recompute, grad: StripPhase.Gradient };
+export const PHASES: readonly Phase[] = ['halo', 'recompute', 'grad', 'output', 'outgrad'];
+const PHASE_CODES: Record<Phase, StripPhase> = {
+  halo: StripPhase.Halo, recompute: StripPhase.Recompute, grad: StripPhase.Gradient, output: StripPhase.Output, outgrad: StripPhase.OutputGradient,
+};
 
 export interface HelloFields {
   clusterId: string;

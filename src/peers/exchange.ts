@@ -3,16 +3,18 @@
 // the transport's buffer and the receiver scatters straight out of the transport's view, so a strip
 // costs one copy on each side whatever the transport (in-memory or uWebSockets.js).
 
-
+import type { StripPhaseName } from '../tiles/plan.js';
 import type { Region } from '../tiles/region.js';
 
-export type StripPhase = 'halo' | 'recompute' | 'grad';
+/** halo/recompute/grad run between tiles; output (tile -> head) and outgrad (head -> tile) carry the front's output and its gradient. */
+export type StripPhase = StripPhaseName;
 
 export interface StripAddress {
   readonly step: number;
   readonly phase: StripPhase;
-  /** Forward group index for halo strips, backward group index for recompute and gradient strips. */
+  /** Forward group index for halo strips, backward group index for recompute and gradient strips, 0 for output and outgrad. */
   readonly group: number;
+  /** Tile indices; the head is the pseudo tile plan.tiles. */
   readonly from: number;
   readonly to: number;
 }

@@ -36,7 +36,7 @@ export interface PeerNodeOptions {
   readonly planHash: string;
   readonly clusterId?: string;
   readonly validator: MessageValidator;
-  /** Device rank of every tile (the plan's tile map). */
+  /** Device rank of every strip endpoint: the plan's tiles, then the head when there is a tail (stripEndpoints). */
   readonly tileDevice: readonly number[];
   /** Listen address (default: this rank's entry of `peers`, on all interfaces). */
   readonly listenHost?: string;

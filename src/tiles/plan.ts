@@ -1,10 +1,11 @@
 // The tile plan: everything each tile computes and exchanges in a step, derived from the network,
 // grid and groupings. Pure and deterministic: every device derives the same plan from the same inputs.
 import { type MapShape, type Network, mapShapes } from '../model/layers.js';
+import { type TailLayer, tailShapes } from '../model/tail-layers.js';
 import { type FusedRegions, fusedRegions } from './fused-regions.js';
 import { type Grid, checkGridFits, coreRegion, tileCount } from './grid.js';
 import type { LayerGroup } from './groups.js';
-import type { Region } from './region.js';
+import { type Region, formatRegion, intersectRegions, isEmptyRegion } from './region.js';
 import { type Strip, overlapStrips } from './strips.js';
 
 /** How backward group h gets the forward values it needs. */
@@ -32,6 +33,8 @@ export interface TilePlan {
   /** forward[g][tile]: regions of forward group g. */
   readonly forward: readonly (readonly FusedRegions[])[];
   readonly backward: readonly BackwardWindow[];
+  /** Layers after the front, run by the head (empty: a front-only model). */
+  readonly tail: readonly TailLayer[];
 }
 
 export interface PlanRequest {
@@ -41,12 +44,15 @@ export interface PlanRequest {
   readonly batch: number;
   readonly forwardGroups: readonly LayerGroup[];
   readonly backwardGroups: readonly LayerGroup[];
+  readonly tail?: readonly TailLayer[];
 }
 
 export function buildTilePlan(request: PlanRequest): TilePlan {
   const { net, grid, devices, batch, forwardGroups, backwardGroups } = request;
+  const tail = request.tail ?? [];
   const maps = mapShapes(net);
   checkGridFits(grid, maps);
+  tailShapes(maps[maps.length - 1]!, tail); // throws when the front's output is too small for the tail
   const tiles = tileCount(grid);
   if (!Number.isInteger(devices) || devices < 1 || devices > tiles) {
     throw new Error(`devices must be between 1 and the ${tiles} tiles of grid ${grid.rows}x${grid.cols}, got ${devices}`);
@@ -67,7 +73,7 @@ export function buildTilePlan(request: PlanRequest): TilePlan {
   return {
     net, maps, grid, tiles, devices, batch,
     tileDevice: tileIds.map((t) => Math.floor((t * devices) / tiles)),
-    forwardGroups, backwardGroups, forward, backward,
+    forwardGroups, backwardGroups, forward, backward, tail,
   };
 }
 
@@ -81,6 +87,9 @@ export function recomputeMaps(plan: TilePlan): Set<number> {
   return new Set(plan.backward.filter((w) => w.reuseForward === null).map((w) => w.recomputeFrom));
 }
 
+/** Exchange points between tiles (the head's phases are in stripPart). */
+export type TilePhase = 'halo' | 'recompute' | 'grad';
+
 /** What crosses the network at one exchange point: strip from->to = source(from) ∩ wanted(to). */
 export interface ExchangeRegions {
   readonly map: number;
@@ -93,7 +102,7 @@ export interface ExchangeRegions {
  * recompute h: backward window h's input, from the cores of its recompute map.
  * grad h: backward group h's partial gradients, into the cores of its first map.
  */
-export function exchangeRegions(plan: TilePlan, phase: 'halo' | 'recompute' | 'grad', group: number): ExchangeRegions {
+export function exchangeRegions(plan: TilePlan, phase: TilePhase, group: number): ExchangeRegions {
   if (phase === 'halo') {
     const g = plan.forwardGroups[group];
     if (!g || group === 0) throw new Error(`forward group ${group} has no halo exchange (groups 1..${plan.forwardGroups.length - 1})`);
@@ -110,7 +119,7 @@ export function exchangeRegions(plan: TilePlan, phase: 'halo' | 'recompute' | 'g
 }
 
 /** Every non-empty strip of one exchange point, including each tile's part of its own region. */
-export function exchangeStrips(plan: TilePlan, phase: 'halo' | 'recompute' | 'grad', group: number): { map: number; strips: Strip[] } {
+export function exchangeStrips(plan: TilePlan, phase: TilePhase, group: number): { map: number; strips: Strip[] } {
   const { map, source, wanted } = exchangeRegions(plan, phase, group);
   return { map, strips: overlapStrips(plan.tiles, source, wanted) };
 }
@@ -121,4 +130,41 @@ export function weightBucketLength(plan: TilePlan, layer: number): number | null
   if (!l || l.kind !== 'conv') return null;
   const inChannels = plan.maps[layer]!.channels;
   return l.size * l.size * inChannels * l.filters + l.filters + (l.batchNormalize ? l.filters : 0);
+}
+
+/** The device that runs the tail. */
+export const HEAD_RANK = 0;
+
+/** The head's address in strips: a pseudo tile after the real ones. */
+export const headTile = (plan: TilePlan): number => plan.tiles;
+
+/** Device of every strip endpoint: the tiles, then the head when the model has a tail. */
+export function stripEndpoints(plan: TilePlan): number[] {
+  return plan.tail.length > 0 ? [...plan.tileDevice, HEAD_RANK] : [...plan.tileDevice];
+}
+
+export type StripPhaseName = TilePhase | 'output' | 'outgrad';
+
+/**
+ * The region a strip (phase, group, from -> to) carries and the map it lies in; throws when the plan
+ * has no such strip. Halo, recompute and gradient strips run between tiles: source(from) ∩ wanted(to).
+ * `output` strips carry a tile's core of the front's output to the head, `outgrad` strips the loss
+ * gradient over that core back; both use group 0.
+ */
+export function stripPart(plan: TilePlan, phase: StripPhaseName, group: number, from: number, to: number): { map: number; region: Region } {
+  const head = headTile(plan);
+  if (phase === 'output' || phase === 'outgrad') {
+    if (plan.tail.length === 0) throw new Error(`the plan has no tail, so no ${phase} strips`);
+    if (group !== 0) throw new Error(`${phase} strips use group 0, got ${group}`);
+    const tile = phase === 'output' ? from : to;
+    const ok = phase === 'output' ? to === head && from >= 0 && from < plan.tiles : from === head && to >= 0 && to < plan.tiles;
+    if (!ok) throw new Error(`${phase} strips run ${phase === 'output' ? 'from a tile to the head' : 'from the head to a tile'} (head = tile ${head}), not ${from}>${to}`);
+    const map = plan.net.layers.length;
+    return { map, region: planCore(plan, map, tile) };
+  }
+  if (from < 0 || from >= plan.tiles || to < 0 || to >= plan.tiles) throw new Error(`${phase} strips run between tiles 0..${plan.tiles - 1}, not ${from}>${to}`);
+  const { map, source, wanted } = exchangeRegions(plan, phase, group);
+  const region = intersectRegions(source(from), wanted(to));
+  if (isEmptyRegion(region)) throw new Error(`tiles ${from} and ${to} exchange nothing in ${phase} ${group} (${formatRegion(source(from))} against ${formatRegion(wanted(to))})`);
+  return { map, region };
 }

@@ -1,10 +1,14 @@
 // Checkpoints: Darknet .weights plus the optimizer's momentum buffers and the step counter. Every file
 // is written to a temporary name, fsynced and renamed, and `latest.json` is switched last, so a crash
 // or a full disk never leaves a truncated checkpoint as the latest one.
+// With a tail, the head (rank 0) writes the whole network: front then tail weights (a full Darknet
+// file) and front then tail momentum. The other ranks hold no tail: they write the front's weights
+// (a Darknet file of the front's layers) and momentum, which is all their own --resume needs.
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Network } from '../model/layers.js';
-import { type FrontParams, decodeWeights, encodeWeights } from '../model/weights.js';
+import type { TailLayer } from '../model/tail-layers.js';
+import { type FrontParams, type TailParams, decodeWeights, encodeWeights } from '../model/weights.js';
 import type { OptimizerState } from './optimizer.js';
 
 export interface CheckpointMeta {
@@ -43,9 +47,9 @@ function syncDirectory(dir: string): void {
   }
 }
 
-/** Momentum buffers in parameter order (biases, scales, filter per conv layer), little-endian floats. */
-function encodeState(state: OptimizerState): Uint8Array {
-  const parts = state.updates.flatMap((u) => (u ? [u.biases, ...(u.scales ? [u.scales] : []), u.filter] : []));
+/** Momentum buffers in parameter order (biases, scales, filter per layer; front, then tail), little-endian floats. */
+function encodeState(states: readonly OptimizerState[]): Uint8Array {
+  const parts = states.flatMap((state) => state.updates.flatMap((u) => (u ? [u.biases, ...(u.scales ? [u.scales] : []), u.filter] : [])));
   const out = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
   let at = 0;
   for (const p of parts) {
@@ -55,10 +59,10 @@ function encodeState(state: OptimizerState): Uint8Array {
   return new Uint8Array(out.buffer);
 }
 
-function decodeState(bytes: Uint8Array, into: OptimizerState, file: string): void {
+function decodeState(bytes: Uint8Array, into: readonly OptimizerState[], file: string): void {
   const floats = new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength));
   let at = 0;
-  for (const u of into.updates) {
+  for (const u of into.flatMap((state) => state.updates)) {
     if (!u) continue;
     for (const p of [u.biases, ...(u.scales ? [u.scales] : []), u.filter]) {
       if (at + p.length > floats.length) throw new Error(`${file} holds ${floats.length} floats, fewer than this model's optimizer state`);
@@ -69,11 +73,20 @@ function decodeState(bytes: Uint8Array, into: OptimizerState, file: string): voi
   if (at !== floats.length) throw new Error(`${file} holds ${floats.length} floats, this model's optimizer state has ${at}`);
 }
 
-export function saveCheckpoint(dir: string, net: Network, params: FrontParams, state: OptimizerState, step: number, planHash: string, batch: number): CheckpointMeta {
+/** The head's tail: its layers, parameters and momentum. */
+export interface TailCheckpoint {
+  readonly layers: readonly TailLayer[];
+  readonly params: TailParams;
+  readonly state: OptimizerState;
+}
+
+export function saveCheckpoint(
+  dir: string, net: Network, params: FrontParams, state: OptimizerState, step: number, planHash: string, batch: number, tail?: TailCheckpoint,
+): CheckpointMeta {
   mkdirSync(dir, { recursive: true });
   const meta: CheckpointMeta = { step, planHash, weightsFile: `step-${step}.weights`, stateFile: `step-${step}.state` };
-  writeAtomically(join(dir, meta.weightsFile), encodeWeights(net, params, step * batch));
-  writeAtomically(join(dir, meta.stateFile), encodeState(state));
+  writeAtomically(join(dir, meta.weightsFile), encodeWeights(net, params, step * batch, tail));
+  writeAtomically(join(dir, meta.stateFile), encodeState(tail ? [state, tail.state] : [state]));
   syncDirectory(dir);
   const previous = readLatest(dir);
   writeAtomically(join(dir, 'latest.json'), new TextEncoder().encode(JSON.stringify(meta)));
@@ -98,16 +111,22 @@ function readJson(path: string): CheckpointMeta | null {
 export const readLatest = (dir: string): CheckpointMeta | null => readJson(join(dir, 'latest.json'));
 const readOlder = (dir: string): CheckpointMeta | null => readJson(join(dir, 'previous.json'));
 
-/** Loads the latest checkpoint into `params` and `state`; returns its metadata, or null when there is none. */
-export function loadCheckpoint(dir: string, net: Network, state: OptimizerState, planHash: string): { meta: CheckpointMeta; params: FrontParams } | null {
+/**
+ * Loads the latest checkpoint: returns its metadata and weights and fills `state` (and the tail's,
+ * on the head), or returns null when there is none. The head passes `tail`: its files must then
+ * hold exactly the front and the tail.
+ */
+export function loadCheckpoint(
+  dir: string, net: Network, state: OptimizerState, planHash: string, tail?: Pick<TailCheckpoint, 'layers' | 'state'>,
+): { meta: CheckpointMeta; params: FrontParams; tailParams?: TailParams } | null {
   const meta = readLatest(dir);
   if (!meta) return null;
   if (meta.planHash !== planHash) {
     throw new Error(`checkpoint ${join(dir, 'latest.json')} was written for plan ${meta.planHash}, this run's plan is ${planHash}: resume with the same model and plan flags`);
   }
   const weightsPath = join(dir, meta.weightsFile);
-  const { params } = decodeWeights(net, new Uint8Array(readFileSync(weightsPath)), weightsPath);
+  const { params, tailParams } = decodeWeights(net, new Uint8Array(readFileSync(weightsPath)), weightsPath, tail?.layers);
   const statePath = join(dir, meta.stateFile);
-  decodeState(new Uint8Array(readFileSync(statePath)), state, statePath);
-  return { meta, params };
+  decodeState(new Uint8Array(readFileSync(statePath)), tail ? [state, tail.state] : [state], statePath);
+  return tailParams ? { meta, params, tailParams } : { meta, params };
 }

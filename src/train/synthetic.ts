@@ -1,5 +1,6 @@
 // `--data synthetic`: seeded random images and, for a front-only model, a seeded random target for
-// the front's output. Step k's images depend only on (seed, k), so a resumed run sees the same data.
+// the front's output, or for a model with a tail a seeded class label per image. Step k's images and
+// labels depend only on (seed, k), so a resumed run sees the same data.
 import { type Network, mapShapes } from '../model/layers.js';
 import { fillUniform, seededRandom } from '../model/weights.js';
 
@@ -15,4 +16,10 @@ export function syntheticTarget(net: Network, batch: number, seed: number): Floa
   const maps = mapShapes(net);
   const m = maps[maps.length - 1]!;
   return fillUniform(new Float32Array(batch * m.height * m.width * m.channels), seededRandom(mix(seed, 0, 2)), -0.5, 0.5);
+}
+
+/** One class per image, uniform over the softmax's `classes`. */
+export function syntheticLabels(batch: number, classes: number, seed: number, step: number): Int32Array {
+  const random = seededRandom(mix(seed, step, 3));
+  return Int32Array.from({ length: batch }, () => Math.min(classes - 1, Math.floor(random() * classes)));
 }

@@ -70,3 +70,22 @@ export function allReady(runs: readonly DeviceRun[]): Promise<void[]> {
     const check = setInterval(() => r.stderr().includes('ready') && (clearInterval(check), resolve()), 50);
   })));
 }
+
+/** Runs `node dist/edge.js` once per rank on loopback with per-rank flags; resolves with each exit code and log. */
+export async function runEdgeCluster(devices: number, flags: (rank: number) => string[], timeoutMs = 240_000): Promise<{ code: number | null; log: string }[]> {
+  const peers = (await freePorts(devices)).map((p) => `127.0.0.1:${p}`).join(',');
+  return Promise.all(Array.from({ length: devices }, (_, rank) => new Promise<{ code: number | null; log: string }>((resolve) => {
+    const child = spawn(process.execPath, ['dist/edge.js', '--peers', peers, '--rank', String(rank), '--metrics-port', '0', ...flags(rank)], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...bundleEnv(), EDGE_SECRET: 'test-cluster' },
+    });
+    let log = '';
+    child.stdout!.on('data', (d) => (log += d));
+    child.stderr!.on('data', (d) => (log += d));
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      resolve({ code, log });
+    });
+  })));
+}

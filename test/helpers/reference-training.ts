@@ -3,9 +3,11 @@
 import * as tf from '@tensorflow/tfjs';
 import { referenceGradients } from '../../src/fused/reference.js';
 import { type Network, mapShapes } from '../../src/model/layers.js';
-import type { FrontParams } from '../../src/model/weights.js';
+import { type TailLayer, tailClasses } from '../../src/model/tail-layers.js';
+import { type FrontParams, type TailParams, frontOutput } from '../../src/model/weights.js';
 import { applyUpdate, newOptimizerState } from '../../src/train/optimizer.js';
-import { syntheticImages, syntheticTarget } from '../../src/train/synthetic.js';
+import { syntheticImages, syntheticLabels, syntheticTarget } from '../../src/train/synthetic.js';
+import { wholeNetworkGradients } from './reference-tail.js';
 
 const output0Size = (net: Network) => {
   const m = mapShapes(net)[net.layers.length]!;
@@ -24,6 +26,24 @@ export async function referenceTraining(net: Network, params: FrontParams, steps
     applyUpdate(params, state, weightGradients, net.hyper, step);
   }
   return params;
+}
+
+/** The same for a model with a tail: whole-network tf.grad (front reference + independent tail), cross-entropy on synthetic labels. */
+export async function referenceTailTraining(
+  net: Network, tail: readonly TailLayer[], params: FrontParams, tailParams: TailParams, steps: number, seed: number,
+): Promise<{ params: FrontParams; tailParams: TailParams }> {
+  const state = newOptimizerState(params);
+  const tailState = newOptimizerState(tailParams);
+  const batch = net.hyper.batch;
+  const classes = tailClasses(frontOutput(net), tail);
+  for (let step = 0; step < steps; step++) {
+    const images = syntheticImages(net, batch, seed, step);
+    const labels = syntheticLabels(batch, classes, seed, step);
+    const whole = await wholeNetworkGradients(net, params, tail, tailParams, images, labels, batch);
+    applyUpdate(params, state, whole.front.weightGradients, net.hyper, step);
+    applyUpdate(tailParams, tailState, whole.tail, net.hyper, step);
+  }
+  return { params, tailParams };
 }
 
 /** Largest relative difference over all parameters (relative to each tensor's largest magnitude). */

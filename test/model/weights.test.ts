@@ -1,7 +1,9 @@
 import t from 'tap';
 import { parseCfg } from '../../src/model/cfg.js';
 import { presetCfg } from '../../src/model/presets.js';
-import { decodeWeights, encodeWeights, randomParams } from '../../src/model/weights.js';
+import { parseTail } from '../../src/model/tail-cfg.js';
+import { limitFront } from '../../src/model/tail-layers.js';
+import { decodeWeights, encodeWeights, randomParams, randomTailParams } from '../../src/model/weights.js';
 
 t.test('round trip through Darknet .weights', async (t) => {
   const net = presetCfg('tiny').network;
@@ -47,4 +49,55 @@ t.test('truncated files are refused with the position', async (t) => {
   const bytes = encodeWeights(net, randomParams(net, 1));
   t.throws(() => decodeWeights(net, bytes.subarray(0, bytes.length - 4), 'cut.weights'), /cut\.weights: ends at byte \d+ while reading layer 4 weights/);
   t.throws(() => decodeWeights(net, bytes.subarray(0, 10), 'tiny.weights'), /too short/);
+});
+
+const TAIL_CFG = `[net]\nwidth=6\nheight=6\nchannels=2\n[convolutional]\nbatch_normalize=1\nfilters=3\nsize=3\npad=1\nactivation=leaky
+[maxpool]\nsize=2\nstride=2\n[convolutional]\nbatch_normalize=1\nfilters=4\nsize=1\nactivation=leaky
+[avgpool]\n[connected]\noutput=5\nactivation=linear\n[softmax]\n`;
+
+t.test('a full file: front then tail, round trip', async (t) => {
+  const parsed = parseCfg(TAIL_CFG, 'tail.cfg');
+  const { net, tail } = limitFront(parsed.network, parseTail(parsed.tail, parsed.file), 2);
+  const params = randomParams(net, 4);
+  const tailParams = randomTailParams(net, tail, 4);
+  t.same(randomParams(net, 4), params, 'the front draws the same weights with or without a tail');
+  const bytes = encodeWeights(net, params, 99, { layers: tail, params: tailParams });
+  // Front: 3 + 3*3 + 3*3*3*2 floats; tail conv: 4 + 4*3 + 1*1*3*4; connected: 5 + 4*5.
+  t.equal(bytes.length, 20 + 4 * ((3 + 9 + 54) + (4 + 12 + 12) + (5 + 20)));
+  const back = decodeWeights(net, bytes, 'full.weights', tail);
+  t.same(back.params, params);
+  t.same(back.tailParams, tailParams);
+  t.equal(back.header.seen, 99);
+  // The same bytes are the file of the unsplit network (front of 3 layers): Darknet's layer order.
+  const whole = limitFront(parsed.network, parseTail(parsed.tail, parsed.file), 3);
+  const unsplit = decodeWeights(whole.net, bytes, 'full.weights', whole.tail);
+  t.same(unsplit.params[2], tailParams[0]);
+  t.same(unsplit.tailParams![1], tailParams[2]);
+  t.throws(() => decodeWeights(net, bytes.subarray(0, bytes.length - 4), 'short.weights', tail), /short\.weights: ends at byte \d+ while reading tail layer 2 weights/);
+  const long = new Uint8Array(bytes.length + 8);
+  long.set(bytes);
+  t.throws(() => decodeWeights(net, long, 'long.weights', tail), /long\.weights: 8 bytes remain after the last tail layer \(the model's weights end at byte \d+\)/);
+  t.same(decodeWeights(net, long, 'long.weights').params, params, 'without a tail, bytes after the front are ignored as Darknet does');
+});
+
+t.test("Darknet's connected order: biases, then weights [outputs][inputs] with inputs in CHW order", async (t) => {
+  // A 2x3x2 front output straight into a connected layer of 2 outputs.
+  const parsed = parseCfg('[net]\nwidth=3\nheight=2\nchannels=2\n[maxpool]\nsize=1\nstride=1\n[connected]\noutput=2\nactivation=linear\n[softmax]\n');
+  const tail = parseTail(parsed.tail, parsed.file);
+  const floats = [10, 11, ...Array.from({ length: 2 * 12 }, (_, i) => i)];
+  const bytes = new Uint8Array(20 + floats.length * 4);
+  const view = new DataView(bytes.buffer);
+  view.setInt32(4, 2, true);
+  floats.forEach((f, i) => view.setFloat32(20 + i * 4, f, true));
+  const connected = decodeWeights(parsed.network, bytes, 'c.weights', tail).tailParams![0]!;
+  t.same([...connected.biases], [10, 11]);
+  // Ours: filter[(y * 3 + x) * 2 + c][o] = darknet[o][(c * 2 + y) * 3 + x] = o * 12 + (c * 2 + y) * 3 + x.
+  const at = (y: number, x: number, c: number, o: number) => connected.filter[((y * 3 + x) * 2 + c) * 2 + o];
+  t.equal(at(0, 0, 0, 0), 0);
+  t.equal(at(0, 1, 0, 0), 1);
+  t.equal(at(1, 0, 0, 0), 3);
+  t.equal(at(0, 0, 1, 0), 6);
+  t.equal(at(0, 0, 0, 1), 12);
+  t.equal(at(1, 2, 1, 1), 23);
+  t.same(encodeWeights(parsed.network, [null], 0, { layers: tail, params: [connected, null] }), bytes, 'and back to the same bytes');
 });

@@ -17,6 +17,10 @@ t.test('messages round-trip, payloads are views on the message', async (t) => {
   t.same(m.strip, { step: 9, image: 2, phase: 'grad', group: 4, from: 1, to: 3, region });
   t.same([...m.payload], [1, 2, 3, 4, 5, 6]);
   t.equal(m.payload.buffer, bytes.buffer, 'no copy on decode');
+  for (const phase of ['halo', 'recompute', 'output', 'outgrad'] as const) {
+    const s = decode(w.strip({ step: 1, image: 0, phase, group: 0, from: 4, to: 2, region }, 1, (x) => x.fill(0)).slice());
+    t.equal(s.kind === 'strip' && s.strip.phase, phase, `phase ${phase} round-trips`);
+  }
   const r = decode(w.reduce({ step: 1, bucket: '1/dW/3', round: 2, offset: 40 }, 2, (x) => x.set([7, 8])).slice());
   t.same(r.kind === 'reduce' && [r.reduce, [...r.payload]], [{ step: 1, bucket: '1/dW/3', round: 2, offset: 40 }, [7, 8]]);
   const c = decode(w.control('abort', 5, 'disk full').slice());

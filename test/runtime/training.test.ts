@@ -11,15 +11,17 @@ import { createDeviceRuntime } from '../../src/loop/device-runtime.js';
 import { train } from '../../src/loop/trainer.js';
 import type { Network } from '../../src/model/layers.js';
 import { presetCfg, withInputSize } from '../../src/model/presets.js';
-import { decodeWeights, randomParams } from '../../src/model/weights.js';
+import { parseTail } from '../../src/model/tail-cfg.js';
+import { limitFront } from '../../src/model/tail-layers.js';
+import { decodeWeights, encodeWeights, randomParams, randomTailParams } from '../../src/model/weights.js';
 import { createInMemoryCluster } from '../../src/peers/in-memory.js';
 import { parseGrouping } from '../../src/tiles/groups.js';
-import { buildTilePlan } from '../../src/tiles/plan.js';
+import { HEAD_RANK, buildTilePlan, stripEndpoints } from '../../src/tiles/plan.js';
 import { WORKER_SCRIPT } from '../helpers/cluster.js';
 import { newOptimizerState } from '../../src/train/optimizer.js';
 import { readLatest } from '../../src/train/checkpoint.js';
-import { bundleEnv } from '../helpers/cluster.js';
-import { paramsRelativeError, referenceTraining } from '../helpers/reference-training.js';
+import { bundleEnv, runEdgeCluster } from '../helpers/cluster.js';
+import { paramsRelativeError, referenceTailTraining, referenceTraining } from '../helpers/reference-training.js';
 
 await initBackend('wasm');
 const STEPS = 4;
@@ -60,6 +62,38 @@ t.test('in-process devices train to the reference weights', async (t) => {
   }
 });
 
+// tiny-classifier split after its first 2 layers (--front 2): front conv, maxpool; tail conv, avgpool, connected, softmax.
+const classifier = (() => {
+  const parsed = presetCfg('tiny-classifier');
+  return limitFront(parsed.network, parseTail(parsed.tail, parsed.file), 2);
+})();
+
+t.test('in-process devices with a tail train to the reference weights', async (t) => {
+  const net = withBatch(classifier.net, 2);
+  const { tail } = classifier;
+  const reference = await referenceTailTraining(net, tail, randomParams(net, SEED), randomTailParams(net, tail, SEED), STEPS, SEED);
+  for (const [devices, groups] of [[1, 'each'], [2, 'all'], [4, '0,1']] as const) {
+    const grouping = parseGrouping(groups, net.layers.length);
+    const plan = buildTilePlan({ net, grid: { rows: 2, cols: 2 }, devices, batch: 2, forwardGroups: grouping, backwardGroups: grouping, tail });
+    const cluster = createInMemoryCluster(devices, stripEndpoints(plan));
+    const results = await Promise.all(cluster.map(async (exchange) => {
+      const runtime = await createDeviceRuntime({ plan, rank: exchange.rank, params: randomParams(net, SEED), threads: 0, backend: 'wasm' });
+      const params = runtime.params;
+      const tailParams = randomTailParams(net, tail, SEED);
+      const losses: number[] = [];
+      const head = exchange.rank === HEAD_RANK ? { params: tailParams, state: newOptimizerState(tailParams) } : undefined;
+      await train({ runtime, exchange, params, state: newOptimizerState(params), ...(head ? { tail: head } : {}), firstStep: 0, steps: STEPS, seed: SEED, checksumEvery: 2, onStep: (r) => losses.push(r.loss) });
+      await runtime.engine.close();
+      return { params, tailParams, losses };
+    }));
+    const frontError = paramsRelativeError(results[0]!.params, reference.params);
+    const tailError = paramsRelativeError(results[0]!.tailParams, reference.tailParams);
+    t.ok(frontError < 1e-4 && tailError < 1e-4, `${devices} devices, grid 2x2, groups ${groups}: front ${frontError.toExponential(2)}, tail ${tailError.toExponential(2)}`);
+    t.ok(results.every((r) => paramsRelativeError(r.params, results[0]!.params) === 0), 'every device holds the same front weights');
+    t.ok(results.every((r) => r.losses.every((loss, i) => loss === results[0]!.losses[i] && loss > 0)), `every device reports the head's loss: ${results[0]!.losses.map((l) => l.toFixed(4)).join(', ')}`);
+  }
+});
+
 function launch(devices: number, flags: string[]) {
   return spawnSync(process.execPath, ['dist/cluster.js', '--devices', String(devices), ...flags], { encoding: 'utf8', env: bundleEnv(), timeout: 240_000 });
 }
@@ -78,5 +112,28 @@ t.test('device processes started by the launcher train to the reference weights'
     const { params } = decodeWeights(net, new Uint8Array(readFileSync(join(dir, 'rank0', meta.weightsFile))));
     const error = paramsRelativeError(params, reference);
     t.ok(error < 1e-4, `${devices} devices, grid ${grid}, groups ${groups}: ${error.toExponential(2)}`);
+  }
+});
+
+t.test('device processes with a tail train to the reference weights', async (t) => {
+  const net = withBatch(classifier.net, 2);
+  const { tail } = classifier;
+  const reference = await referenceTailTraining(net, tail, randomParams(net, SEED), randomTailParams(net, tail, SEED), STEPS, SEED);
+  for (const devices of [2, 4]) {
+    const dir = mkdtempSync(join(tmpdir(), 'edgefuse-tail-'));
+    const runs = await runEdgeCluster(devices, (rank) => ['--model', 'tiny-classifier', '--front', '2', '--batch', '2', '--grid', '2x2', '--forward-groups', 'each', '--learning-rate', '0.01', '--steps', String(STEPS), '--seed', String(SEED), '--checkpoint', join(dir, `rank${rank}`), '--checkpoint-every', String(STEPS)]);
+    t.same(runs.map((r) => r.code), runs.map(() => 0), `${devices} devices exit 0`);
+    if (runs.some((r) => r.code !== 0)) t.comment(runs.map((r) => r.log.slice(-1500)).join('\n'));
+    t.match(runs[0]!.log, /\[rank 0\] tail on this device: conv 3x3\/1 16, avgpool, connected 10, softmax/);
+    const read = (rank: number) => {
+      const meta = readLatest(join(dir, `rank${rank}`))!;
+      return new Uint8Array(readFileSync(join(dir, `rank${rank}`, meta.weightsFile)));
+    };
+    const head = decodeWeights(net, read(0), 'rank 0', tail);
+    const error = Math.max(paramsRelativeError(head.params, reference.params), paramsRelativeError(head.tailParams!, reference.tailParams));
+    t.ok(error < 1e-4, `${devices} devices, grid 2x2: the head's front + tail ${error.toExponential(2)}`);
+    const other = read(devices - 1);
+    t.equal(other.length, encodeWeights(net, head.params).length, 'another rank writes the front only');
+    t.same(decodeWeights(net, other).params, head.params, 'with the same front weights');
   }
 });

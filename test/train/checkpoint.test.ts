@@ -1,12 +1,22 @@
 // Checkpoints round-trip weights and optimizer state, refuse another plan, and a full disk never
-// leaves a truncated checkpoint as the latest one.
+// leaves a truncated checkpoint as the latest one. With a tail, the head's checkpoint holds the whole
+// network and resuming equals an uninterrupted run.
 import t from 'tap';
 import { execFileSync } from 'node:child_process';
 import { closeSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { initBackend } from '../../src/fused/backend.js';
+import { planHash } from '../../src/loop/plan-messages.js';
+import { createDeviceRuntime } from '../../src/loop/device-runtime.js';
+import { train } from '../../src/loop/trainer.js';
 import { presetCfg } from '../../src/model/presets.js';
-import { decodeWeights, randomParams } from '../../src/model/weights.js';
+import { parseTail } from '../../src/model/tail-cfg.js';
+import { limitFront } from '../../src/model/tail-layers.js';
+import { type FrontParams, type TailParams, decodeWeights, encodeWeights, randomParams, randomTailParams } from '../../src/model/weights.js';
+import { createInMemoryCluster } from '../../src/peers/in-memory.js';
+import { parseGrouping } from '../../src/tiles/groups.js';
+import { HEAD_RANK, buildTilePlan, stripEndpoints } from '../../src/tiles/plan.js';
 import { loadCheckpoint, readLatest, saveCheckpoint } from '../../src/train/checkpoint.js';
 import { newOptimizerState } from '../../src/train/optimizer.js';
 
@@ -66,4 +76,58 @@ t.test('a full disk keeps the last complete checkpoint as the latest', async (t)
     execFileSync('umount', [dir]);
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+t.test('with a tail: the head checkpoints the whole network, the others the front; resume equals an uninterrupted run', async (t) => {
+  await initBackend('wasm');
+  const parsed = presetCfg('tiny-classifier');
+  const split = limitFront(parsed.network, parseTail(parsed.tail, parsed.file), 2);
+  const tailNet = { ...split.net, hyper: { ...split.net.hyper, batch: 2 } };
+  const { tail } = split;
+  const groups = parseGrouping('each', tailNet.layers.length);
+  const plan = buildTilePlan({ net: tailNet, grid: { rows: 2, cols: 2 }, devices: 2, batch: 2, forwardGroups: groups, backwardGroups: groups, tail });
+  const hash = planHash(plan);
+  const SEED = 4;
+  /** Runs every device from `firstStep` (from their checkpoints when resuming); returns the head's weights. */
+  const run = async (firstStep: number, steps: number, dirs?: string[], resume = false): Promise<{ params: FrontParams; tailParams: TailParams }> => {
+    const results = await Promise.all(createInMemoryCluster(2, stripEndpoints(plan)).map(async (exchange) => {
+      const isHead = exchange.rank === HEAD_RANK;
+      let params = randomParams(tailNet, SEED);
+      let tailParams = isHead ? randomTailParams(tailNet, tail, SEED) : [];
+      const state = newOptimizerState(params);
+      const tailState = newOptimizerState(tailParams);
+      if (resume) {
+        const loaded = loadCheckpoint(dirs![exchange.rank]!, tailNet, state, hash, isHead ? { layers: tail, state: tailState } : undefined)!;
+        t.equal(loaded.meta.step, firstStep, `rank ${exchange.rank} resumes at step ${firstStep}`);
+        params = loaded.params;
+        if (isHead) tailParams = loaded.tailParams!;
+      }
+      const runtime = await createDeviceRuntime({ plan, rank: exchange.rank, params, threads: 0 });
+      await train({
+        runtime, exchange, params: runtime.params, state, firstStep, steps, seed: SEED, checksumEvery: 1,
+        ...(isHead ? { tail: { params: tailParams, state: tailState } } : {}),
+        ...(dirs ? { checkpoint: { dir: dirs[exchange.rank]!, every: 2 } } : {}),
+      });
+      await runtime.engine.close();
+      return { params: runtime.params, tailParams };
+    }));
+    return results[HEAD_RANK]!;
+  };
+  const uninterrupted = await run(0, 6);
+  const dirs = [0, 1].map((r) => mkdtempSync(join(tmpdir(), `edgefuse-tail-ckpt-${r}-`)));
+  await run(0, 4, dirs);
+  const files = dirs.map((dir) => readLatest(dir)!);
+  const headBytes = readFileSync(join(dirs[0]!, files[0]!.weightsFile));
+  const otherBytes = readFileSync(join(dirs[1]!, files[1]!.weightsFile));
+  const front = randomParams(tailNet, SEED);
+  t.equal(headBytes.length, encodeWeights(tailNet, front, 0, { layers: tail, params: randomTailParams(tailNet, tail, SEED) }).length, 'the head writes front + tail');
+  t.equal(otherBytes.length, encodeWeights(tailNet, front).length, 'the other rank writes the front');
+  const frontFloats = front.reduce((n, p) => n + (p ? p.filter.length + p.biases.length + (p.bn ? p.bn.scales.length : 0) : 0), 0);
+  t.ok(readFileSync(join(dirs[0]!, files[0]!.stateFile)).length > frontFloats * 4, "the head's state holds the tail's momentum too");
+  t.equal(readFileSync(join(dirs[1]!, files[1]!.stateFile)).length, frontFloats * 4, "the other rank's state holds the front's");
+  t.throws(() => loadCheckpoint(dirs[1]!, tailNet, newOptimizerState(front), hash, { layers: tail, state: newOptimizerState(randomTailParams(tailNet, tail, SEED)) }),
+    /ends at byte \d+ while reading tail layer 0 biases/, "a front-only checkpoint is refused as the head's");
+  const resumed = await run(4, 2, dirs, true);
+  t.same(resumed.params, uninterrupted.params, 'the front equals the uninterrupted run bit for bit');
+  t.same(resumed.tailParams, uninterrupted.tailParams, 'and so does the tail');
 });

@@ -6,7 +6,9 @@ import * as flatbuffers from 'flatbuffers';
 export enum StripPhase {
   Halo = 0,
   Recompute = 1,
-  Gradient = 2
+  Gradient = 2,
+  Output = 3,
+  OutputGradient = 4
 }
 
 export enum ControlKind {
