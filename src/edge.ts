@@ -31,7 +31,7 @@ main(process.argv.slice(2)).then(
       process.exit(2);
     }
     // Failures the runtime explains itself (a dead peer, diverged weights, a full disk) need no stack.
-    const known = ['PeerFailure', 'WeightsDivergedError'].includes((error as Error).name) || /^(could not write |checkpoint )/.test((error as Error).message);
+    const known = ['PeerFailure', 'WeightsDivergedError', 'DataError'].includes((error as Error).name) || /^(could not write |checkpoint )/.test((error as Error).message);
     console.error(known ? `edge: ${(error as Error).message}` : error);
     process.exit(1);
   },

@@ -24,6 +24,9 @@ import { formatGrouping, parseGrouping } from '../tiles/groups.js';
 import { HEAD_RANK, buildTilePlan, stripEndpoints, tilesOfDevice } from '../tiles/plan.js';
 import { loadCheckpoint, writeAtomically } from '../train/checkpoint.js';
 import { newOptimizerState } from '../train/optimizer.js';
+import { openTrainingData } from '../train/open-data.js';
+import type { TrainingData } from '../train/training-data.js';
+import type { OnBadSample } from '../data/data-error.js';
 import { UsageError, asUsage, parseNonNegativeInt, parsePositiveInt, parseSize, parseSwitch } from './usage-error.js';
 
 export const TRAIN_HELP = `Usage: edge --peers host:port[,host:port...] [options]
@@ -100,7 +103,7 @@ export async function trainCommand(argv: string[]): Promise<number> {
         grid: { type: 'string' }, 'forward-groups': { type: 'string' }, 'backward-groups': { type: 'string' },
         'memory-limit': { type: 'string' }, backend: { type: 'string' }, workers: { type: 'string' }, overlap: { type: 'string' },
         steps: { type: 'string' }, batch: { type: 'string' }, 'learning-rate': { type: 'string' }, momentum: { type: 'string' }, decay: { type: 'string' },
-        data: { type: 'string' }, seed: { type: 'string' }, 'checksum-every': { type: 'string' },
+        data: { type: 'string' }, names: { type: 'string' }, 'bad-samples': { type: 'string' }, 'data-local': { type: 'boolean' }, seed: { type: 'string' }, 'checksum-every': { type: 'string' },
         checkpoint: { type: 'string' }, 'checkpoint-every': { type: 'string' }, resume: { type: 'boolean' }, report: { type: 'string' }, help: { type: 'boolean' },
       },
       strict: true,
@@ -117,7 +120,8 @@ export async function trainCommand(argv: string[]): Promise<number> {
     if (!Number.isInteger(rank) || rank < 0 || rank >= peers.length) throw new UsageError(`--rank must be 0..${peers.length - 1}, got "${values.rank}"`);
     const secret = values.secret ?? process.env.EDGE_SECRET ?? '';
     if (peers.length > 1 && secret === '') throw new UsageError('a cluster of 2 or more devices needs --secret or EDGE_SECRET (the same on every device)');
-    if ((values.data ?? 'synthetic') !== 'synthetic') throw new UsageError(`--data must be "synthetic" for now, got "${values.data}"`);
+    const badSamples = values['bad-samples'] ?? 'skip';
+    if (badSamples !== 'skip' && badSamples !== 'fail') throw new UsageError(`--bad-samples must be skip or fail, got "${badSamples}"`);
     const parsed = loadModel(values.model ?? 'yolov2-front');
     let net: Network = parsed.network;
     let tail: TailLayer[] = parseTail(parsed.tail, parsed.file);
@@ -167,6 +171,7 @@ export async function trainCommand(argv: string[]): Promise<number> {
       checkpointEvery: parsePositiveInt('--checkpoint-every', values['checkpoint-every'], 10),
       backend: values.backend ? parseBackend(values.backend) as BackendName : undefined,
       workers: values.workers === undefined ? 1 : parseNonNegativeInt('--workers', values.workers),
+      badSamples: badSamples as OnBadSample,
       overlap: parseSwitch('--overlap', values.overlap ?? 'on'),
     };
   });
@@ -229,6 +234,17 @@ export async function trainCommand(argv: string[]): Promise<number> {
   }
   const stepsLeft = Math.max(0, setup.steps - firstStep);
 
+  // The data set is opened (every image checked once) where it is read: the head, or every device
+  // with --data-local. The others receive their input regions from the head.
+  const source = values.data ?? 'synthetic';
+  const readsData = source === 'synthetic' || isHead || values['data-local'] === true;
+  const data: TrainingData = readsData
+    ? asUsage(() => openTrainingData({
+        source, ...(values.names ? { names: values.names } : {}), onBadSample: setup.badSamples, net, frontOutput: frontOutput(net), tail, batch: plan.batch, seed: setup.seed, log,
+      }))
+    : { description: `${source} (read on rank ${HEAD_RANK})`, synthetic: false, batch: () => { throw new Error(`rank ${rank} does not read ${source}`); } };
+  log(`data: ${data.description}${source !== 'synthetic' ? (readsData ? (isHead && values['data-local'] !== true ? ', sent to every tile from here' : ', read on every device') : '') : ''}`);
+
   let node: PeerNode | null = null;
   let closeRuntime = async (): Promise<void> => undefined;
   let computeHeapBytes = (): number | null => null;
@@ -255,7 +271,7 @@ export async function trainCommand(argv: string[]): Promise<number> {
     status.state = 'training';
     const steps: object[] = [];
     await train({
-      runtime, exchange, params: runtime.params, state, firstStep, steps: stepsLeft, seed: setup.seed, checksumEvery: setup.checksumEvery,
+      runtime, exchange, params: runtime.params, state, data, dataOnEveryDevice: values['data-local'] === true, firstStep, steps: stepsLeft, seed: setup.seed, checksumEvery: setup.checksumEvery,
       ...(isHead ? { tail: { params: tailParams, state: tailState } } : {}),
       ...(values.checkpoint ? { checkpoint: { dir: values.checkpoint, every: setup.checkpointEvery } } : {}),
       onStep: (r) => {

@@ -11,10 +11,12 @@ import { HEAD_RANK } from '../tiles/plan.js';
 import { wholeMap } from '../tiles/region.js';
 import { saveCheckpoint } from '../train/checkpoint.js';
 import { type OptimizerState, applyUpdate } from '../train/optimizer.js';
-import { syntheticImages, syntheticLabels, syntheticTarget } from '../train/synthetic.js';
+import { syntheticTarget } from '../train/synthetic.js';
+import { type TrainingData, syntheticData } from '../train/training-data.js';
 import type { TailResult } from '../train/tail.js';
 import { type DeviceRuntime, type PhaseSeconds, runDeviceStep } from './device-step.js';
 import { HeadExchange } from './head-exchange.js';
+import { InputExchange } from './input-exchange.js';
 import { CHECKSUM_PIECES, checksumBucket, lossBucket, planHash } from './plan-messages.js';
 
 export interface StepReport {
@@ -35,6 +37,10 @@ export interface TrainerOptions {
   readonly state: OptimizerState;
   /** The tail's parameters and momentum: required on the head (rank 0) when the plan has a tail, unused elsewhere. Updated in place. */
   readonly tail?: { readonly params: TailParams; readonly state: OptimizerState };
+  /** Where batches come from; by default seeded synthetic images (and labels for a tail). */
+  readonly data?: TrainingData;
+  /** Every device reads the data set itself instead of receiving its input regions from the head. */
+  readonly dataOnEveryDevice?: boolean;
   readonly firstStep: number;
   readonly steps: number;
   readonly seed: number;
@@ -102,13 +108,20 @@ export async function train(options: TrainerOptions): Promise<void> {
   const hasTail = plan.tail.length > 0;
   const tail = hasTail && exchange.rank === HEAD_RANK ? options.tail : undefined;
   if (hasTail && exchange.rank === HEAD_RANK && !tail) throw new Error(`rank ${HEAD_RANK} runs the tail but was given no tail parameters`);
-  const classes = hasTail ? tailClasses(outputMap, plan.tail) : 0;
+  const isHead = exchange.rank === HEAD_RANK;
+  const data = options.data ?? syntheticData(net, batch, options.seed, hasTail ? tailClasses(outputMap, plan.tail) : null);
+  if (!data.synthetic && !hasTail) throw new Error(`training on ${data.description} needs a tail that uses its labels; a front-only model trains on --data synthetic`);
+  // A data set is read on the head only, which sends every tile the input it reads (unless every
+  // device reads it itself: --data-local).
+  const readsData = data.synthetic || isHead || options.dataOnEveryDevice === true;
+  const inputs = data.synthetic || options.dataOnEveryDevice ? null : new InputExchange(plan, exchange);
   const target = hasTail ? null : syntheticTarget(net, batch, options.seed);
   // tfjs loads only where the tail runs: the other devices' schedulers never need it.
   const runTail = tail ? (await import('../train/tail.js')).runTail : null;
   for (let step = options.firstStep; step < options.firstStep + options.steps; step++) {
     const started = performance.now();
-    const images = syntheticImages(net, batch, options.seed, step);
+    const loaded = readsData ? data.batch(step) : null;
+    if (inputs) await inputs.distribute(step, isHead ? loaded!.images : null);
     let localLoss = 0;
     let tailMs = 0;
     // With a tail, the head gathers the front's output, runs the tail and scatters its gradient; the
@@ -116,7 +129,9 @@ export async function train(options: TrainerOptions): Promise<void> {
     const head = hasTail ? new HeadExchange(plan, exchange, step) : null;
     let tailStep: Promise<TailResult> | null = null;
     if (head && tail && runTail) {
-      const labels = syntheticLabels(batch, classes, options.seed, step);
+      const truth = loaded!.truth;
+      if (truth?.kind !== 'classes') throw new Error(`the tail needs a class per image, ${data.description} gives ${truth ? truth.kind : 'no labels'}`);
+      const labels = truth.classIds;
       tailStep = head.gathered().then(async (output) => {
         const tailStarted = performance.now();
         const result = await runTail(outputMap, plan.tail, tail.params, output, labels, batch);
@@ -128,7 +143,9 @@ export async function train(options: TrainerOptions): Promise<void> {
     }
     await runtime.engine.loadParams();
     const { weightGradients: gradients, phases } = await runDeviceStep(runtime, exchange, {
-      input: (_tile, region, into) => copySubRegion(images, inputLayout, into, { ...inputLayout, region }, region),
+      input: inputs
+        ? (tile, region, into) => inputs.input(tile, region, into)
+        : (_tile, region, into) => copySubRegion(loaded!.images, inputLayout, into, { ...inputLayout, region }, region),
       outputGradient: head
         ? (tile, _core, output) => head.exchangeTile(tile, output)
         : async (_tile, core, output) => {

@@ -9,9 +9,9 @@ import {
 import type { StripPhase as Phase } from './exchange.js';
 import type { Region } from '../tiles/region.js';
 
-export const PHASES: readonly Phase[] = ['halo', 'recompute', 'grad', 'output', 'outgrad'];
+export const PHASES: readonly Phase[] = ['halo', 'recompute', 'grad', 'output', 'outgrad', 'input'];
 const PHASE_CODES: Record<Phase, StripPhase> = {
-  halo: StripPhase.Halo, recompute: StripPhase.Recompute, grad: StripPhase.Gradient, output: StripPhase.Output, outgrad: StripPhase.OutputGradient,
+  halo: StripPhase.Halo, recompute: StripPhase.Recompute, grad: StripPhase.Gradient, output: StripPhase.Output, outgrad: StripPhase.OutputGradient, input: StripPhase.Input,
 };
 
 export interface HelloFields {

@@ -143,13 +143,26 @@ export function stripEndpoints(plan: TilePlan): number[] {
   return plan.tail.length > 0 ? [...plan.tileDevice, HEAD_RANK] : [...plan.tileDevice];
 }
 
-export type StripPhaseName = TilePhase | 'output' | 'outgrad';
+export type StripPhaseName = TilePhase | 'output' | 'outgrad' | 'input';
+
+/**
+ * The part of the input map (map 0) a tile reads during a step: forward group 0's extended input and
+ * the input of every backward window that recomputes from layer 0 (their bounding box).
+ */
+export function tileInputRegion(plan: TilePlan, tile: number): Region {
+  const regions = [plan.forward[0]![tile]!.held[0]!, ...plan.backward.filter((w) => w.reuseForward === null && w.recomputeFrom === 0).map((w) => w.regions[tile]!.held[0]!)];
+  return {
+    rows: { start: Math.min(...regions.map((r) => r.rows.start)), end: Math.max(...regions.map((r) => r.rows.end)) },
+    cols: { start: Math.min(...regions.map((r) => r.cols.start)), end: Math.max(...regions.map((r) => r.cols.end)) },
+  };
+}
 
 /**
  * The region a strip (phase, group, from -> to) carries and the map it lies in; throws when the plan
  * has no such strip. Halo, recompute and gradient strips run between tiles: source(from) ∩ wanted(to).
  * `output` strips carry a tile's core of the front's output to the head, `outgrad` strips the loss
- * gradient over that core back; both use group 0.
+ * gradient over that core back, `input` strips the tile's input region from the head (the data
+ * source); all use group 0.
  */
 export function stripPart(plan: TilePlan, phase: StripPhaseName, group: number, from: number, to: number): { map: number; region: Region } {
   const head = headTile(plan);
@@ -161,6 +174,12 @@ export function stripPart(plan: TilePlan, phase: StripPhaseName, group: number, 
     if (!ok) throw new Error(`${phase} strips run ${phase === 'output' ? 'from a tile to the head' : 'from the head to a tile'} (head = tile ${head}), not ${from}>${to}`);
     const map = plan.net.layers.length;
     return { map, region: planCore(plan, map, tile) };
+  }
+  if (phase === 'input') {
+    if (plan.tail.length === 0) throw new Error('the plan has no tail, so no head sends input strips');
+    if (group !== 0) throw new Error(`input strips use group 0, got ${group}`);
+    if (from !== head || to < 0 || to >= plan.tiles) throw new Error(`input strips run from the head (tile ${head}) to a tile, not ${from}>${to}`);
+    return { map: 0, region: tileInputRegion(plan, to) };
   }
   if (from < 0 || from >= plan.tiles || to < 0 || to >= plan.tiles) throw new Error(`${phase} strips run between tiles 0..${plan.tiles - 1}, not ${from}>${to}`);
   const { map, source, wanted } = exchangeRegions(plan, phase, group);

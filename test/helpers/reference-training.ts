@@ -31,14 +31,15 @@ export async function referenceTraining(net: Network, params: FrontParams, steps
 /** The same for a model with a tail: whole-network tf.grad (front reference + independent tail), cross-entropy on synthetic labels. */
 export async function referenceTailTraining(
   net: Network, tail: readonly TailLayer[], params: FrontParams, tailParams: TailParams, steps: number, seed: number,
+  /** The batch of each step; by default the trainer's synthetic images and labels. */
+  batchOf?: (step: number) => { images: Float32Array; labels: Int32Array },
 ): Promise<{ params: FrontParams; tailParams: TailParams }> {
   const state = newOptimizerState(params);
   const tailState = newOptimizerState(tailParams);
   const batch = net.hyper.batch;
   const classes = tailClasses(frontOutput(net), tail);
   for (let step = 0; step < steps; step++) {
-    const images = syntheticImages(net, batch, seed, step);
-    const labels = syntheticLabels(batch, classes, seed, step);
+    const { images, labels } = batchOf ? batchOf(step) : { images: syntheticImages(net, batch, seed, step), labels: syntheticLabels(batch, classes, seed, step) };
     const whole = await wholeNetworkGradients(net, params, tail, tailParams, images, labels, batch);
     applyUpdate(params, state, whole.front.weightGradients, net.hyper, step);
     applyUpdate(tailParams, tailState, whole.tail, net.hyper, step);

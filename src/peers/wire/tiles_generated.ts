@@ -8,7 +8,8 @@ export enum StripPhase {
   Recompute = 1,
   Gradient = 2,
   Output = 3,
-  OutputGradient = 4
+  OutputGradient = 4,
+  Input = 5
 }
 
 export enum ControlKind {

@@ -1,0 +1,45 @@
+// `--data`: seeded synthetic batches, or a Darknet list file read with the layout the tail's loss
+// needs (a class per image for a softmax tail, boxes for a detection tail). Problems with samples are
+// reported with file and line; `--bad-samples skip` leaves them out, `fail` stops at the first.
+import { openClassificationList } from '../data/classification-set.js';
+import type { OnBadSample } from '../data/data-error.js';
+import { readNames } from '../data/list-file.js';
+import type { MapShape, Network } from '../model/layers.js';
+import { type TailLayer, tailClasses } from '../model/tail-layers.js';
+import { type TrainingData, classificationData, syntheticData } from './training-data.js';
+
+export interface DataRequest {
+  /** `synthetic` or a list file. */
+  readonly source: string;
+  /** Class names, one a line (Darknet's .names): required for a classification list. */
+  readonly names?: string;
+  readonly onBadSample: OnBadSample;
+  readonly net: Network;
+  readonly frontOutput: MapShape;
+  readonly tail: readonly TailLayer[];
+  readonly batch: number;
+  readonly seed: number;
+  readonly log: (line: string) => void;
+}
+
+export function openTrainingData(request: DataRequest): TrainingData {
+  const { net, tail, batch, seed } = request;
+  if (request.source === 'synthetic') return syntheticData(net, batch, seed, tail.length > 0 ? tailClasses(request.frontOutput, tail) : null);
+  if (tail.length === 0) throw new Error(`--data ${request.source}: a front-only model has no labels to learn; add a tail to the cfg or use --data synthetic`);
+  const last = tail[tail.length - 1]!;
+  if (last.kind !== 'softmax') throw new Error(`--data ${request.source}: the tail ends with [${last.kind}], which reads no labels`);
+  if (!request.names) throw new Error(`--data ${request.source}: a classification list needs --names FILE (one class name a line)`);
+  const names = readNames(request.names);
+  const classes = tailClasses(request.frontOutput, tail);
+  if (names.length !== classes) throw new Error(`--names ${request.names} has ${names.length} classes, the tail's softmax ${classes}`);
+  const set = openClassificationList(request.source, names, { onBadSample: request.onBadSample });
+  reportSkipped(set.report.skipped, set.report.problems, request.log);
+  return classificationData(set, net, batch, seed);
+}
+
+function reportSkipped(skipped: number, problems: readonly string[], log: (line: string) => void): void {
+  if (skipped === 0) return;
+  log(`skipped ${skipped} bad sample${skipped > 1 ? 's' : ''}:`);
+  for (const problem of problems.slice(0, 10)) log(`  ${problem}`);
+  if (problems.length > 10) log(`  ... and ${problems.length - 10} more`);
+}
