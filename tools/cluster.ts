@@ -1,11 +1,11 @@
 // Local cluster launcher: starts N devices of `edge --peers ...` on loopback, prefixes their logs with
 // the rank, shows progress, and stops them all on Ctrl-C or on the first failure (with its message).
 //   npm run cluster -- --devices 4 [any edge flag, e.g. --model tiny --steps 20]
-import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { runDevices } from './lib/device-processes.js';
 
 const DEFAULT_JOB = ['--model', 'yolov2-front', '--input', '160x160', '--steps', '10'];
 
@@ -43,46 +43,8 @@ const secret = randomBytes(16).toString('hex');
 const edge = join(dirname(fileURLToPath(import.meta.url)), 'edge.js');
 console.error(`cluster: ${devices} devices on ${peers}\ncluster: node dist/edge.js --peers ${peers} --rank I ${flags.join(' ')}`);
 
-const children: ChildProcess[] = [];
-let stopping = false;
-let exitCode = 0;
-const stopAll = (reason: string, code: number) => {
-  if (stopping) return;
-  stopping = true;
-  exitCode = code;
-  console.error(`cluster: stopping all devices: ${reason}`);
-  for (const c of children) if (c.exitCode === null) c.kill('SIGTERM');
-};
-process.on('SIGINT', () => stopAll('interrupted', 130));
-process.on('SIGTERM', () => stopAll('terminated', 143));
-
-const exits = Array.from({ length: devices }, (_, rank) => {
-  const child = spawn(process.execPath, [edge, '--peers', peers, '--rank', String(rank), ...flags], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, EDGE_SECRET: secret },
-  });
-  children.push(child);
-  let lastError = '';
-  const relay = (stream: NodeJS.ReadableStream, out: NodeJS.WritableStream) => {
-    let pending = '';
-    stream.on('data', (chunk: Buffer) => {
-      pending += chunk.toString();
-      const lines = pending.split('\n');
-      pending = lines.pop()!;
-      for (const line of lines) {
-        if (line.startsWith('edge: ')) lastError = line.slice(6);
-        // Device logs already carry "[rank i]"; anything else gets the prefix here.
-        out.write(line.startsWith('[rank ') ? `${line}\n` : `[rank ${rank}] ${line}\n`);
-      }
-    });
-  };
-  relay(child.stdout!, process.stdout);
-  relay(child.stderr!, process.stderr);
-  return new Promise<void>((resolve) => child.on('exit', (code, signal) => {
-    if (code !== 0 && !stopping) stopAll(`rank ${rank} failed (${signal ?? `exit ${code}`})${lastError ? `: ${lastError}` : ''}`, code ?? 1);
-    resolve();
-  }));
-});
-await Promise.all(exits);
-if (exitCode === 0) console.error(`cluster: all ${devices} devices finished`);
-process.exit(exitCode);
+process.exit(await runDevices({
+  devices,
+  name: 'cluster',
+  command: (rank) => ({ file: process.execPath, args: [edge, '--peers', peers, '--rank', String(rank), ...flags], env: { ...process.env, EDGE_SECRET: secret } }),
+}));

@@ -1,0 +1,66 @@
+// Runs one process per device, relays their logs with a rank prefix, and stops them all on Ctrl-C or
+// at the first failure, naming it (the line a device prints as "edge: ..."). Shared by the loopback
+// launcher (tools/cluster.ts) and the emulator (tools/emulator.ts).
+import { type ChildProcess, spawn } from 'node:child_process';
+
+export interface DeviceCommand {
+  readonly file: string;
+  readonly args: readonly string[];
+  readonly env?: NodeJS.ProcessEnv;
+}
+
+export interface RunOptions {
+  readonly devices: number;
+  readonly command: (rank: number) => DeviceCommand;
+  /** Prefix of the launcher's own lines ("cluster", "emulator"). */
+  readonly name: string;
+}
+
+/** Resolves with the exit code for the launcher: 0 when every device exited 0. */
+export async function runDevices(options: RunOptions): Promise<number> {
+  const children: ChildProcess[] = [];
+  let stopping = false;
+  let exitCode = 0;
+  const stopAll = (reason: string, code: number): void => {
+    if (stopping) return;
+    stopping = true;
+    exitCode = code;
+    console.error(`${options.name}: stopping all devices: ${reason}`);
+    for (const c of children) if (c.exitCode === null) c.kill('SIGTERM');
+  };
+  const onInterrupt = () => stopAll('interrupted', 130);
+  const onTerminate = () => stopAll('terminated', 143);
+  process.on('SIGINT', onInterrupt);
+  process.on('SIGTERM', onTerminate);
+
+  const exits = Array.from({ length: options.devices }, (_, rank) => {
+    const command = options.command(rank);
+    const child = spawn(command.file, command.args, { stdio: ['ignore', 'pipe', 'pipe'], env: command.env ?? process.env });
+    children.push(child);
+    let lastError = '';
+    const relay = (stream: NodeJS.ReadableStream, out: NodeJS.WritableStream) => {
+      let pending = '';
+      stream.on('data', (chunk: Buffer) => {
+        pending += chunk.toString();
+        const lines = pending.split('\n');
+        pending = lines.pop()!;
+        for (const line of lines) {
+          if (line.startsWith('edge: ')) lastError = line.slice(6);
+          // Device logs already carry "[rank i]"; anything else gets the prefix here.
+          out.write(line.startsWith('[rank ') ? `${line}\n` : `[rank ${rank}] ${line}\n`);
+        }
+      });
+    };
+    relay(child.stdout!, process.stdout);
+    relay(child.stderr!, process.stderr);
+    return new Promise<void>((resolve) => child.on('exit', (code, signal) => {
+      if (code !== 0 && !stopping) stopAll(`rank ${rank} failed (${signal ?? `exit ${code}`})${lastError ? `: ${lastError}` : ''}`, code ?? 1);
+      resolve();
+    }));
+  });
+  await Promise.all(exits);
+  process.off('SIGINT', onInterrupt);
+  process.off('SIGTERM', onTerminate);
+  if (exitCode === 0) console.error(`${options.name}: all ${options.devices} devices finished`);
+  return exitCode;
+}
