@@ -1,6 +1,6 @@
 // Chooses the tfjs backend: tensorflow (tfjs-node, native) > wasm (XNNPACK, ships in the npm package)
 // > cpu (pure JS reference). The choice is printed and reported.
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-wasm';
 import { registerWasmTrainingKernels } from './wasm-kernels/register.js';
 import { BACKENDS, type BackendChoice, type BackendName } from './backend-name.js';
@@ -13,6 +13,8 @@ async function loadTensorflow(): Promise<void> {
 
 async function activate(name: BackendName): Promise<void> {
   if (name === 'tensorflow') await loadTensorflow();
+  // The reference backend costs memory; it loads only when chosen.
+  if (name === 'cpu') await import('@tensorflow/tfjs-backend-cpu');
   if (name === 'wasm') registerWasmTrainingKernels();
   if (!(await tf.setBackend(name))) throw new Error(`tfjs could not start the ${name} backend`);
   await tf.ready();

@@ -1,6 +1,6 @@
 // Forward and backward of each front layer kind, side by side (as Darknet keeps them), on tensors that
 // hold a region of the map with its padding already materialised: every conv and pool here is VALID.
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs-core';
 import { type ConvLayer, type FrontLayer, type MaxpoolLayer, type Network, mapShapes } from '../model/layers.js';
 import type { ConvParams, FrontParams } from '../model/weights.js';
 import { type AffineConstants, affineActivateBackward, affineActivateForward } from './wasm-kernels/bn-activation.js';

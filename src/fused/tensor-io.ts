@@ -1,7 +1,7 @@
 // Moving tensor data between arena buffers (plain or shared Float32Arrays) and the backend. The wasm
 // backend copies on creation and is read straight from its heap, so neither direction allocates in
 // JS; other backends may keep a reference to the values they are given, so they get a copy.
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs-core';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { heapFloats, heapOffset } from './wasm-kernels/heap.js';
 

@@ -5,7 +5,7 @@
 // and back-propagates the gradient of the outputs the tile owns: a partial input gradient over the
 // extended region plus this tile's share of every weight gradient. The backend's heap then holds
 // one layer's working set at a time; everything that outlives a layer lives in the arenas.
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs-core';
 import type { FrontLayer, MapShape } from '../model/layers.js';
 import type { FusedRegions } from '../tiles/fused-regions.js';
 import { type Region, margins, regionHeight, regionWidth } from '../tiles/region.js';

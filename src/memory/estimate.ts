@@ -25,8 +25,8 @@ const MIN_WASM_HEAP_BYTES = 16 << 20;
  * 2x2 tiles, groupings each and 0,8,10,12,14): heap / modelled working set = 1.4-1.7.
  */
 export const HEAP_GROWTH = 1.5;
-/** RSS a compute thread adds once tfjs and its wasm backend are up (x64, Node 20, measured). */
-export const COMPUTE_THREAD_BASE_BYTES = 72 << 20;
+/** RSS a compute thread adds once tfjs-core and its wasm backend are up (x64, Node 20, measured). */
+export const COMPUTE_THREAD_BASE_BYTES = 56 << 20;
 /** What the JS heaps, socket and message buffers grow by once steps run (measured 25-65 MiB at 608). */
 export const STEP_RUNTIME_GROWTH_BYTES = 48 << 20;
 

@@ -3,7 +3,7 @@
 // scaled, the sign mask, the leaky branch), and at 608x608x32 those temporaries set the heap's
 // high-water mark. Every float op is rounded to float32 in the tfjs op order (Math.fround after each
 // +, -, *, /), so the values equal those of the separate ops bit for bit.
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs-core';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import type { ConvLayer } from '../../model/layers.js';
 import { allocate, heapFloats, heapOffset } from './heap.js';

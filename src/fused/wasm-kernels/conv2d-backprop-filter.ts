@@ -2,7 +2,7 @@
 // dW[kh,kw,ci,co] = sum_p x_patch[p][kh,kw,ci] * dy[p][co]. We write the patches (im2col) into the wasm
 // heap a chunk of output positions at a time and let XNNPACK's untransposed batch-1 matmul compute
 // dyT[co][p] x cols[p][k]; chunks bound the im2col buffer to a few MB whatever the map size.
-import { backend_util, getKernel, type KernelConfig, type KernelFunc, type TensorInfo } from '@tensorflow/tfjs';
+import { backend_util, getKernel, type KernelConfig, type KernelFunc, type TensorInfo } from '@tensorflow/tfjs-core';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { allocate, heapFloats, heapOffset, release } from './heap.js';
 

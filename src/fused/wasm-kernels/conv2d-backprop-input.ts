@@ -1,7 +1,7 @@
 // Conv2DBackpropInput for the wasm backend at stride 1: the input gradient is the forward XNNPACK
 // convolution of dy with the filter rotated 180 degrees and its channel axes swapped, padded by
 // (size - 1 - pad) before. Other strides fall back to the shipped (slow, correct) kernel.
-import { backend_util, type KernelConfig, type KernelFunc, type TensorInfo, getKernel } from '@tensorflow/tfjs';
+import { backend_util, type KernelConfig, type KernelFunc, type TensorInfo, getKernel } from '@tensorflow/tfjs-core';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { allocate, heapFloats, heapOffset, release } from './heap.js';
 

@@ -1,8 +1,8 @@
 // Access to tensors that live in the tfjs wasm heap. A view is valid only until the next allocation
 // (the heap may grow and move), so take views after allocating and never keep them.
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
-import * as tf from '@tensorflow/tfjs';
-import type { TensorInfo } from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs-core';
+import type { TensorInfo } from '@tensorflow/tfjs-core';
 
 /** Float offset of a tensor's first element in the wasm heap. */
 export function heapOffset(backend: BackendWasm, tensor: TensorInfo): number {

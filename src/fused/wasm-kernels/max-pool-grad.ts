@@ -1,7 +1,7 @@
 // MaxPoolGrad for the wasm backend. The shipped kernel starts its running max at the smallest positive
 // float, so windows of only negative values (common after leaky ReLU) route the gradient wrongly.
 // This plain loop takes the first maximum in row-major window order, as the cpu backend does.
-import { backend_util, type KernelConfig, type KernelFunc, type TensorInfo } from '@tensorflow/tfjs';
+import { backend_util, type KernelConfig, type KernelFunc, type TensorInfo } from '@tensorflow/tfjs-core';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { allocate, heapFloats, heapOffset } from './heap.js';
 

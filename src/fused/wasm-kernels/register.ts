@@ -1,6 +1,6 @@
 // Registers the training kernels the wasm backend lacks or gets wrong. Must run before
 // tf.setBackend('wasm') so that kept setup functions (cwrap bindings) run at backend start.
-import { getKernel, registerKernel, unregisterKernel, type KernelConfig } from '@tensorflow/tfjs';
+import { getKernel, registerKernel, unregisterKernel, type KernelConfig } from '@tensorflow/tfjs-core';
 import { conv2DBackpropFilterWasm } from './conv2d-backprop-filter.js';
 import { makeConv2DBackpropInputWasm } from './conv2d-backprop-input.js';
 import { makeMaxPoolGradWasm } from './max-pool-grad.js';
