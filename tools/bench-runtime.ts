@@ -3,12 +3,10 @@
 // beside the plan's prediction; (2) what overlapping communication with compute gains: the time
 // compute workers sit idle per step, overlap on against off (alternated runs, same flags).
 //   npm run build && node dist/bench-runtime.js [--input 608] [--steps 3] [--repeats 2] [--out docs/bench-runtime.json]
-import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { parseArgs } from 'node:util';
+import { type DeviceReport, mean, mib, runClusterWithReports, steadySteps } from './lib/cluster-reports.js';
 
 const { values } = parseArgs({
   options: {
@@ -19,37 +17,15 @@ const { values } = parseArgs({
     out: { type: 'string', default: 'docs/bench-runtime.json' },
   },
 });
-const here = dirname(fileURLToPath(import.meta.url));
-const scratch = mkdtempSync(join(tmpdir(), 'edgefuse-bench-runtime-'));
-
-interface StepRecord { step: number; seconds: number; phases: { step: number; compute: number; computeIdle: number; exchangeWait: number; reduce: number } }
-interface Report {
-  rank: number;
-  memory: { predicted: { totalBytes: number }; measured: { peakRssBytes: number; computeHeapBytes: number; arenaBytes: number } };
-  steps: StepRecord[];
-}
-
-let runs = 0;
-function run(devices: number, flags: string[]): Report[] {
-  const reports = join(scratch, `run${runs++}-rank{rank}.json`);
-  const size = values.input!;
-  const all = ['--devices', String(devices), '--model', 'yolov2-front', '--input', `${size}x${size}`, '--batch', '1', '--steps', values.steps!,
-    '--memory-limit', '8G', '--metrics-port', '0', '--report', reports, ...flags];
-  console.error(`bench-runtime: cluster ${all.join(' ')}`);
-  const result = spawnSync(process.execPath, [join(here, 'cluster.js'), ...all], { encoding: 'utf8', timeout: 1_800_000 });
-  if (result.status !== 0) throw new Error(`cluster failed (${result.status}):\n${result.stderr.slice(-3000)}`);
-  return Array.from({ length: devices }, (_, rank) => JSON.parse(readFileSync(reports.replace('{rank}', String(rank)), 'utf8')) as Report);
-}
-
-const mib = (bytes: number): number => Math.round((bytes / 2 ** 20) * 10) / 10;
-// Step 1 includes warm-up (heap growth, first kernel runs): averages use the later steps.
-const later = (r: Report): StepRecord[] => (r.steps.length > 1 ? r.steps.slice(1) : r.steps);
-const mean = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length;
+const run = (devices: number, flags: string[]): DeviceReport[] => runClusterWithReports(devices, [
+  '--model', 'yolov2-front', '--input', `${values.input}x${values.input}`, '--batch', '1', '--steps', values.steps!, '--memory-limit', '8G', ...flags,
+]);
+const later = steadySteps;
 
 // (1) Memory: one device unpartitioned, then 4 devices 2x2.
 const single = run(1, ['--grid', '1x1', '--forward-groups', 'each']);
 const four = run(4, ['--grid', '2x2', '--forward-groups', values.grouping!]);
-const memoryRow = (name: string, r: Report) => ({
+const memoryRow = (name: string, r: DeviceReport) => ({
   name, rank: r.rank,
   measuredPeakMiB: mib(r.memory.measured.peakRssBytes), predictedMiB: mib(r.memory.predicted.totalBytes),
   predictionError: Math.round((r.memory.predicted.totalBytes / r.memory.measured.peakRssBytes - 1) * 1000) / 1000,
