@@ -5,7 +5,10 @@ import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { mkdirSync } from 'node:fs';
 import { runDevices } from './lib/device-processes.js';
+import { JobProgress } from './lib/job-progress.js';
+import { summarise } from './lib/job-summary.js';
 
 const DEFAULT_JOB = ['--model', 'yolov2-front', '--input', '160x160', '--steps', '10'];
 
@@ -32,7 +35,13 @@ if (!Number.isInteger(devices) || devices < 1) {
   process.exit(2);
 }
 const edgeFlags = at >= 0 ? [...argv.slice(0, at), ...argv.slice(at + 2)] : argv;
-const flags = edgeFlags.length > 0 ? edgeFlags : DEFAULT_JOB;
+// The default job keeps its logs, checkpoints and reports in a run directory and shows a progress
+// bar and a summary; an explicit job shows every device's log as it comes.
+const runDir = edgeFlags.length > 0 ? null : join('runs', `default-${new Date().toISOString().replace(/[:.]/g, '-').slice(0, 19)}`);
+if (runDir) mkdirSync(runDir, { recursive: true });
+const flags = runDir
+  ? [...DEFAULT_JOB, '--checkpoint', join(runDir, 'rank{rank}'), '--report', join(runDir, 'report-rank{rank}.json')]
+  : edgeFlags;
 const ports: number[] = [];
 while (ports.length < devices) {
   const p = await freePort();
@@ -43,8 +52,13 @@ const secret = randomBytes(16).toString('hex');
 const edge = join(dirname(fileURLToPath(import.meta.url)), 'edge.js');
 console.error(`cluster: ${devices} devices on ${peers}\ncluster: node dist/edge.js --peers ${peers} --rank I ${flags.join(' ')}`);
 
-process.exit(await runDevices({
+const progress = runDir ? new JobProgress(runDir, devices) : null;
+const code = await runDevices({
   devices,
   name: 'cluster',
   command: (rank) => ({ file: process.execPath, args: [edge, '--peers', peers, '--rank', String(rank), ...flags], env: { ...process.env, EDGE_SECRET: secret } }),
-}));
+  ...(progress ? { onLine: (rank: number, line: string) => progress.line(rank, line) } : {}),
+});
+if (progress) await progress.close();
+if (runDir && code === 0) console.error(summarise(runDir, devices));
+process.exit(code);

@@ -64,7 +64,8 @@ Training
                                                                                [synthetic]
   --seed N                 seed of weights and data                                         [1]
   --checksum-every N       compare weight checksums across devices every N steps           [5]
-  --checkpoint DIR         write this device's checkpoints (Darknet .weights + optimizer state)
+  --checkpoint DIR         write this device's checkpoints (Darknet .weights + optimizer state);
+                           {rank} in DIR becomes the rank
   --checkpoint-every N     steps between checkpoints                          [10 with --checkpoint]
   --resume                 continue from the latest checkpoint in --checkpoint
   --report FILE            at the end, write a JSON report (plan, predicted and measured memory,
@@ -172,6 +173,7 @@ export async function trainCommand(argv: string[]): Promise<number> {
       backend: values.backend ? parseBackend(values.backend) as BackendName : undefined,
       workers: values.workers === undefined ? 1 : parseNonNegativeInt('--workers', values.workers),
       badSamples: badSamples as OnBadSample,
+      checkpoint: values.checkpoint?.replaceAll('{rank}', String(rank)),
       overlap: parseSwitch('--overlap', values.overlap ?? 'on'),
     };
   });
@@ -223,13 +225,13 @@ export async function trainCommand(argv: string[]): Promise<number> {
   const tailState = newOptimizerState(tailParams);
   let firstStep = 0;
   if (values.resume) {
-    const loaded = asUsage(() => loadCheckpoint(values.checkpoint!, net, state, hash, isHead ? { layers: tail, state: tailState } : undefined));
-    if (!loaded) log(`no checkpoint in ${values.checkpoint} yet: starting at step 0`);
+    const loaded = asUsage(() => loadCheckpoint(setup.checkpoint!, net, state, hash, isHead ? { layers: tail, state: tailState } : undefined));
+    if (!loaded) log(`no checkpoint in ${setup.checkpoint} yet: starting at step 0`);
     else {
       params = loaded.params;
       if (loaded.tailParams) tailParams = loaded.tailParams;
       firstStep = loaded.meta.step;
-      log(`resumed from ${values.checkpoint} at step ${firstStep}`);
+      log(`resumed from ${setup.checkpoint} at step ${firstStep}`);
     }
   }
   const stepsLeft = Math.max(0, setup.steps - firstStep);
@@ -273,7 +275,7 @@ export async function trainCommand(argv: string[]): Promise<number> {
     await train({
       runtime, exchange, params: runtime.params, state, data, dataOnEveryDevice: values['data-local'] === true, firstStep, steps: stepsLeft, seed: setup.seed, checksumEvery: setup.checksumEvery,
       ...(isHead ? { tail: { params: tailParams, state: tailState } } : {}),
-      ...(values.checkpoint ? { checkpoint: { dir: values.checkpoint, every: setup.checkpointEvery } } : {}),
+      ...(setup.checkpoint ? { checkpoint: { dir: setup.checkpoint, every: setup.checkpointEvery } } : {}),
       onStep: (r) => {
         const { compute, computeIdle, exchangeWait, send, reduce } = r.phases;
         Object.assign(status, { step: r.step, loss: r.loss, learningRate: r.learningRate, lastStepSeconds: r.seconds, phases: { compute, computeIdle, exchangeWait, send, reduce } });
@@ -292,6 +294,11 @@ export async function trainCommand(argv: string[]): Promise<number> {
         rank, backend: backend.name, workers: setup.workers, overlap: setup.overlap, plan: status.plan,
         memory: {
           predicted: { totalBytes: estimate.totalBytes, rows: estimate.rows },
+          // What one device training the same batch unpartitioned would need, by the same model.
+          unpartitionedPredictedBytes: estimateDeviceMemory(
+            buildTilePlan({ net, grid: { rows: 1, cols: 1 }, devices: 1, batch: plan.batch, forwardGroups: plan.forwardGroups, backwardGroups: plan.backwardGroups, tail }),
+            0, { runtimeBytes, workers: setup.workers },
+          ).totalBytes,
           measured: { peakRssBytes, computeHeapBytes: runtime.engine.backendHeapBytes(), arenaBytes: runtime.arenas.reservedBytes },
         },
         steps,

@@ -14,6 +14,8 @@ export interface RunOptions {
   readonly command: (rank: number) => DeviceCommand;
   /** Prefix of the launcher's own lines ("cluster", "emulator"). */
   readonly name: string;
+  /** Receives every device line instead of the terminal (which then shows only what this prints). */
+  readonly onLine?: (rank: number, line: string) => void;
 }
 
 /** Resolves with the exit code for the launcher: 0 when every device exited 0. */
@@ -47,7 +49,9 @@ export async function runDevices(options: RunOptions): Promise<number> {
         for (const line of lines) {
           if (line.startsWith('edge: ')) lastError = line.slice(6);
           // Device logs already carry "[rank i]"; anything else gets the prefix here.
-          out.write(line.startsWith('[rank ') ? `${line}\n` : `[rank ${rank}] ${line}\n`);
+          const prefixed = line.startsWith('[rank ') ? line : `[rank ${rank}] ${line}`;
+          if (options.onLine) options.onLine(rank, prefixed);
+          else out.write(`${prefixed}\n`);
         }
       });
     };
