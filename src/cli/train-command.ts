@@ -292,6 +292,10 @@ export async function trainCommand(argv: string[]): Promise<number> {
       const file = values.report.replaceAll('{rank}', String(rank));
       writeAtomically(file, new TextEncoder().encode(JSON.stringify({
         rank, backend: backend.name, workers: setup.workers, overlap: setup.overlap, plan: status.plan,
+        // Everything sent and received over the run (strips, reductions, handshake, heartbeats).
+        transport: node
+          ? { bytesSent: [...node.counters.perPeer.values()].reduce((sum, p) => sum + p.bytesSent, 0), bytesReceived: [...node.counters.perPeer.values()].reduce((sum, p) => sum + p.bytesReceived, 0) }
+          : { bytesSent: 0, bytesReceived: 0 },
         memory: {
           predicted: { totalBytes: estimate.totalBytes, rows: estimate.rows },
           // What one device training the same batch unpartitioned would need, by the same model.

@@ -19,6 +19,14 @@ export interface DeviceReport {
     readonly measured: { readonly peakRssBytes: number; readonly computeHeapBytes: number; readonly arenaBytes: number };
   };
   readonly steps: readonly StepRecord[];
+  readonly transport: { readonly bytesSent: number; readonly bytesReceived: number };
+}
+
+export interface Launcher {
+  /** `cluster` (loopback processes) or `emulator` (namespaces, shaped links, cgroups; root). */
+  readonly name: 'cluster' | 'emulator';
+  /** The launcher's own flags, e.g. ['--cpus', '0.33'] for the emulator. */
+  readonly flags?: readonly string[];
 }
 
 const scratch = mkdtempSync(join(tmpdir(), 'edgefuse-bench-'));
@@ -26,11 +34,11 @@ const dist = join(dirname(fileURLToPath(import.meta.url)));
 let runs = 0;
 
 /** `flags` go to every device; --report and --metrics-port are added here. */
-export function runClusterWithReports(devices: number, flags: readonly string[], log = (line: string) => console.error(line)): DeviceReport[] {
+export function runClusterWithReports(devices: number, flags: readonly string[], launcher: Launcher = { name: 'cluster' }, log = (line: string) => console.error(line)): DeviceReport[] {
   const reports = join(scratch, `run${runs++}-rank{rank}.json`);
-  const all = ['--devices', String(devices), '--metrics-port', '0', '--report', reports, ...flags];
-  log(`bench: node dist/cluster.js ${all.join(' ')}`);
-  const result = spawnSync(process.execPath, [join(dist, 'cluster.js'), ...all], { encoding: 'utf8', timeout: 1_800_000 });
+  const all = ['--devices', String(devices), ...(launcher.flags ?? []), '--metrics-port', '0', '--report', reports, ...flags];
+  log(`bench: node dist/${launcher.name}.js ${all.join(' ')}`);
+  const result = spawnSync(process.execPath, [join(dist, `${launcher.name}.js`), ...all], { encoding: 'utf8', timeout: 1_800_000 });
   if (result.status !== 0) throw new Error(`cluster failed (${result.status}):\n${result.stderr.slice(-3000)}`);
   return Array.from({ length: devices }, (_, rank) => JSON.parse(readFileSync(reports.replace('{rank}', String(rank)), 'utf8')) as DeviceReport);
 }
