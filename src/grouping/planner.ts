@@ -50,7 +50,7 @@ export interface PlanCandidate {
 
 export interface PlanResult {
   readonly best: PlanCandidate;
-  /** `each`, `all` and the reference groupings on the best plan's grid, then the best plans of other grids. */
+  /** `each`, `all` and the reference groupings on the best plan's grid, then the best plans of the next grids. */
   readonly runnerUps: readonly PlanCandidate[];
   readonly gridsConsidered: number;
   readonly gridsSearched: number;
@@ -158,7 +158,7 @@ export function planGroupings(request: PlanRequest): PlanResult {
     const proposal = searchGroupings(tables, 0, fixed);
     const candidates = [evaluate('planned', grid, proposal.grouping), ...named.map((n) => evaluate(n.name, grid, n.grouping))]
       .sort((x, y) => x.time.stepSeconds - y.time.stepSeconds);
-    return { grid, tables, candidates, proposalCost: proposal.cost };
+    return { grid, tables, candidates };
   }).sort((x, y) => x.candidates[0]!.time.stepSeconds - y.candidates[0]!.time.stepSeconds);
 
   let best: Evaluated | null = null;
@@ -183,7 +183,9 @@ export function planGroupings(request: PlanRequest): PlanResult {
   };
   const bestKey = keyOf(best.grid, best.grouping);
   const sameGrid = named.map((n) => evaluate(n.name, best!.grid, n.grouping)).filter((e) => keyOf(e.grid, e.grouping) !== bestKey);
-  const otherGrids = bestPerGrid.filter((e) => gridKey(e.grid) !== gridKey(best!.grid)).sort((x, y) => x.time.stepSeconds - y.time.stepSeconds).slice(0, 3);
+  // The next grids in visiting order: their best plan that fits if one was found, else their fastest.
+  const otherGrids = perGrid.filter((g) => gridKey(g.grid) !== gridKey(best!.grid)).slice(0, OTHER_GRIDS)
+    .map((g) => bestPerGrid.find((e) => gridKey(e.grid) === gridKey(g.grid)) ?? g.candidates[0]!);
   const seen = new Set<string>();
   const runnerUps = [...sameGrid, ...otherGrids].filter((e) => {
     const key = keyOf(e.grid, e.grouping);
@@ -201,6 +203,8 @@ export function planGroupings(request: PlanRequest): PlanResult {
   };
 }
 
+/** Runner-ups from grids other than the chosen one. */
+const OTHER_GRIDS = 2;
 /** Memory checks per grid before falling back to the frugal candidates: memory is the expensive part. */
 const MEMORY_CHECKS_PER_GRID = 3;
 /** Penalties on kept stashes, in units of (fastest candidate's step time / memory limit) per byte. */
