@@ -8,8 +8,9 @@ ${TRAIN_HELP}
 
 Other commands:
   edge verify ...    check that tiled training equals unpartitioned tf.grad (edge verify --help)
+  edge plan ...      choose grid and groupings by predicted step time under a memory limit (edge plan --help)
 
-Not built yet: plan, profile, detect.
+Not built yet: profile (measuring a device profile), detect.
 `;
 
 async function main(argv: string[]): Promise<number> {
@@ -19,6 +20,7 @@ async function main(argv: string[]): Promise<number> {
     return command === undefined ? 2 : 0;
   }
   if (command === 'verify') return (await import('./cli/verify-command.js')).verifyCommand(rest);
+  if (command === 'plan') return (await import('./cli/plan-command.js')).planCommand(rest);
   if (command.startsWith('--')) return trainCommand(argv);
   throw new UsageError(`unknown command "${command}"\n\n${HELP}`);
 }

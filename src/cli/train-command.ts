@@ -49,9 +49,12 @@ Model and plan
   --front N                tile-partition only the first N layers; with a tail, the others
                            run first in the tail                   [every leading conv/maxpool]
   --weights FILE           initial Darknet .weights of the whole model   [seeded random init]
-  --grid RxC               tile grid over the front's output          [near-square, >= devices]
-  --forward-groups S       each | all | start layers such as 0,8,10,12,14                [each]
-  --backward-groups S      same syntax                                [the forward grouping]
+  --grid RxC|auto          tile grid over the front's output          [near-square, >= devices]
+  --forward-groups S|auto  each | all | start layers such as 0,8,10,12,14                [each]
+  --backward-groups S|auto same syntax                                [the forward grouping]
+  --profile P              device profile for auto: this-machine | pi3 | FILE   [this-machine]
+                           (auto: the planner chooses by predicted step time under
+                           --memory-limit; every device must pass the same flags and profile)
   --memory-limit SIZE      refuse plans whose predicted per-device peak exceeds this        [1G]
   --backend B              tensorflow | wasm | cpu                          [best available]
   --workers N              compute worker threads (0: compute on the main thread)           [1]
@@ -101,7 +104,7 @@ export async function trainCommand(argv: string[]): Promise<number> {
         peers: { type: 'string' }, rank: { type: 'string' }, secret: { type: 'string' }, listen: { type: 'string' },
         'metrics-port': { type: 'string' }, 'peer-timeout': { type: 'string' },
         model: { type: 'string' }, input: { type: 'string' }, front: { type: 'string' }, weights: { type: 'string' },
-        grid: { type: 'string' }, 'forward-groups': { type: 'string' }, 'backward-groups': { type: 'string' },
+        grid: { type: 'string' }, 'forward-groups': { type: 'string' }, 'backward-groups': { type: 'string' }, profile: { type: 'string' },
         'memory-limit': { type: 'string' }, backend: { type: 'string' }, workers: { type: 'string' }, overlap: { type: 'string' },
         steps: { type: 'string' }, batch: { type: 'string' }, 'learning-rate': { type: 'string' }, momentum: { type: 'string' }, decay: { type: 'string' },
         data: { type: 'string' }, names: { type: 'string' }, 'bad-samples': { type: 'string' }, 'data-local': { type: 'boolean' }, seed: { type: 'string' }, 'checksum-every': { type: 'string' },
@@ -115,6 +118,11 @@ export async function trainCommand(argv: string[]): Promise<number> {
     return 0;
   }
   if (!values.peers) throw new UsageError(`--peers is required\n\n${TRAIN_HELP}`);
+  // The planner loads only when asked for (the training path stays lean).
+  const autoPlan = [values.grid, values['forward-groups'], values['backward-groups']].some((v) => v?.trim().toLowerCase() === 'auto')
+    ? await import('./train-auto-plan.js')
+    : null;
+  if (values.profile !== undefined && !autoPlan) throw new UsageError('--profile is used only with --grid, --forward-groups or --backward-groups auto');
   const setup = asUsage(() => {
     const peers = parsePeers(values.peers!);
     const rank = values.rank !== undefined ? Number(values.rank) : inferRank(peers);
@@ -153,10 +161,14 @@ export async function trainCommand(argv: string[]): Promise<number> {
       },
     };
     const forwardText = values['forward-groups'] ?? 'each';
+    const chosen = autoPlan?.choosePlan({
+      net, devices: peers.length, batch, rank, memoryLimit: values['memory-limit'] ?? '1G', profile: values.profile, workers: values.workers,
+      grid: values.grid ?? defaultGrid(peers.length), forward: forwardText, backward: values['backward-groups'] ?? forwardText,
+    });
     const plan = buildTilePlan({
-      net, grid: parseGrid(values.grid ?? defaultGrid(peers.length)), devices: peers.length, batch,
-      forwardGroups: parseGrouping(forwardText, net.layers.length),
-      backwardGroups: parseGrouping(values['backward-groups'] ?? forwardText, net.layers.length),
+      net, grid: chosen?.grid ?? parseGrid(values.grid ?? defaultGrid(peers.length)), devices: peers.length, batch,
+      forwardGroups: chosen?.forwardGroups ?? parseGrouping(forwardText, net.layers.length),
+      backwardGroups: chosen?.backwardGroups ?? parseGrouping(values['backward-groups'] ?? forwardText, net.layers.length),
       tail,
     });
     if (values.resume && !values.checkpoint) throw new UsageError('--resume needs --checkpoint DIR');

@@ -20,17 +20,18 @@ export function parseGrid(text: string): Grid {
   return { rows, cols };
 }
 
+/** Span i of n positions split into `parts` contiguous spans whose lengths differ by at most one. */
+export const balancedSpan = (n: number, parts: number, i: number): Span => span(Math.floor((i * n) / parts), Math.floor(((i + 1) * n) / parts));
+
 /** Split n positions into `parts` contiguous spans whose lengths differ by at most one. */
 export function balancedSpans(n: number, parts: number): Span[] {
-  return Array.from({ length: parts }, (_, i) => span(Math.floor((i * n) / parts), Math.floor(((i + 1) * n) / parts)));
+  return Array.from({ length: parts }, (_, i) => balancedSpan(n, parts, i));
 }
 
 /** The core of `tile` on a map: the cores of all tiles partition the map exactly. */
 export function coreRegion(grid: Grid, map: MapShape, tile: number): Region {
-  return region(
-    balancedSpans(map.height, grid.rows)[tileRow(grid, tile)]!,
-    balancedSpans(map.width, grid.cols)[tileCol(grid, tile)]!,
-  );
+  // One span, not the whole split: region math calls this for every pair of tiles.
+  return region(balancedSpan(map.height, grid.rows, tileRow(grid, tile)), balancedSpan(map.width, grid.cols, tileCol(grid, tile)));
 }
 
 /** Every map must give every tile at least one row and column. */

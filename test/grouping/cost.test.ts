@@ -1,0 +1,160 @@
+// The cost model against hand-computed cases on a two-layer net, and properties on real fronts.
+import t from 'tap';
+import { builtinProfile } from '../../src/grouping/builtin-profiles.js';
+import { scheduleTasks } from '../../src/grouping/compute-cost.js';
+import { planExchanges, predictMemory, predictPlan, predictStep } from '../../src/grouping/cost.js';
+import type { DeviceProfile } from '../../src/grouping/profile.js';
+import { ringAllReduceCost, stripMessages } from '../../src/grouping/traffic.js';
+import { estimateDeviceMemory } from '../../src/memory/estimate.js';
+import { CONSTANT_SCHEDULE, type Network, convLayer } from '../../src/model/layers.js';
+import { presetCfg, withInputSize } from '../../src/model/presets.js';
+import { seededRandom } from '../../src/model/weights.js';
+import { rowBands } from '../../src/peers/row-bands.js';
+import { parseGrouping } from '../../src/tiles/groups.js';
+import { buildTilePlan } from '../../src/tiles/plan.js';
+import { between, randomGrouping } from '../helpers/random-net.js';
+
+const MIB = 1024 * 1024;
+
+/** 1 GFLOP/s for every op, elementwise work and overheads negligible, one worker, 1 MiB/s links. */
+const UNIT: DeviceProfile = {
+  name: 'unit',
+  description: 'round numbers for hand-computed tests',
+  compute: {
+    conv: [{ forwardGflops: 1, inputGradientGflops: 1, filterGradientGflops: 1 }],
+    maxpoolForwardGflops: 1, maxpoolBackwardGflops: 1, elementwiseGflops: 1e12,
+    layerOverheadMs: 0, taskOverheadMs: 0, workers: 1, parallelEfficiency: 1,
+  },
+  link: { mibPerSecond: 1, latencyMs: 0, maxMessageFloats: 1 << 20 },
+  memory: { runtimeMiB: 50 },
+};
+
+/** 8x8x1 -> conv 3x3 to 2 channels -> conv 3x3 to 3 channels (pad 1, no BN): every number below by hand. */
+const TWO_CONVS: Network = {
+  name: 'two-convs',
+  input: { height: 8, width: 8, channels: 1 },
+  layers: [convLayer(2, 3), convLayer(3, 3)],
+  hyper: { batch: 1, learningRate: 0.01, momentum: 0.9, decay: 0, schedule: CONSTANT_SCHEDULE },
+};
+
+const planFor = (net: Network, grid: string, devices: number, forward: string, backward = forward, batch = 1) => {
+  const [rows, cols] = grid.split('x').map(Number) as [number, number];
+  return buildTilePlan({ net, grid: { rows, cols }, devices, batch, forwardGroups: parseGrouping(forward, net.layers.length), backwardGroups: parseGrouping(backward, net.layers.length) });
+};
+
+t.test('one group over two devices: redundant compute, no strips, the reduce at the end', async (t) => {
+  // Grid 1x2: tile 0 owns columns [0,4) of every map. Layer 1 needs map 1 columns [0,5): 8x5 positions.
+  // Forward FLOPs per tile: layer 0 2*40*2*9*1 = 1440, layer 1 2*32*3*9*2 = 3456 -> 4896.
+  // Backward: layer 1 input and filter gradients 2*3456 = 6912, layer 0 filter gradient only 1440.
+  const p = predictStep(planFor(TWO_CONVS, '1x2', 2, 'all'), UNIT);
+  const computeSeconds = (4896 + 6912 + 1440) / 1e9;
+  // Weights: 3*3*1*2 + 2 = 20 and 3*3*2*3 + 3 = 57 floats; a ring of 2 moves half of them twice.
+  const reduceBytes = (2 * 77 * 4) / 2;
+  t.equal(p.reduceBytesPerDevice, reduceBytes);
+  t.ok(Math.abs(p.stepSeconds - (computeSeconds + reduceBytes / MIB)) < 1e-12, `step ${p.stepSeconds}`);
+  t.ok(Math.abs(p.computeSeconds - computeSeconds) < 1e-12);
+  t.ok(Math.abs(p.reduceSeconds - reduceBytes / MIB) < 1e-12);
+  t.ok(Math.abs(p.exchangeSeconds) < 1e-12);
+  t.same(p.exchanges, []);
+  // Unpartitioned: forward 2*64*2*9 + 2*64*3*18 = 9216, backward 2*6912 + 2304 = 16128.
+  t.ok(Math.abs(p.redundancy - (2 * 13248) / 25344) < 1e-12, `redundancy ${p.redundancy}`);
+  t.same(p.devices.map((d) => d.flops), [13248, 13248]);
+});
+
+t.test('a group per layer: halo and gradient strips, partial gradients leaving early, overlapped reduce', async (t) => {
+  const plan = planFor(TWO_CONVS, '1x2', 2, 'each');
+  const p = predictStep(plan, UNIT);
+  // Only cores are computed: forward 1152 + 3456, backward 6912 + 1152 per tile.
+  t.same(p.devices.map((d) => d.flops), [12672, 12672]);
+  t.equal(p.redundancy, 1);
+  // At the start of group 1 each tile needs one column of the other's map-1 core: 8 rows x 2 channels.
+  const halo = planExchanges(plan, UNIT).find((e) => e.phase === 'halo' && e.group === 1)!;
+  t.same(halo.traffic.sentBytes, [64, 64]);
+  t.same(halo.traffic.receivedMessages, [1, 1]);
+  const grad = planExchanges(plan, UNIT).find((e) => e.phase === 'grad' && e.group === 1)!;
+  t.same(grad.traffic.receivedBytes, [64, 64]);
+  t.same(p.devices.map((d) => d.sentBytes), [128, 128]);
+  // Timeline: layer 0 (1152), halo (64 B), layer 1 (3456), backward layer 1 (6912) whose partial
+  // leaves 3456 (the filter gradient) before its end, gradient strip (64 B); layer 1's reduce
+  // (57 floats: 228 B) then outlasts backward layer 0 (1152), and layer 0's reduce (80 B) follows.
+  const backwardOneDone = (1152 + 3456 + 3456) / 1e9 + 128 / MIB;
+  t.ok(Math.abs(p.stepSeconds - (backwardOneDone + 308 / MIB)) < 1e-12, `step ${p.stepSeconds}`);
+  t.ok(Math.abs(p.reduceSeconds - (308 / MIB - 1152e-9)) < 1e-12);
+});
+
+t.test('link and ring arithmetic', async (t) => {
+  t.same(ringAllReduceCost(90, 3, { mibPerSecond: 1, latencyMs: 1, maxMessageFloats: 10 }), {
+    bytesPerDevice: 480, messagesPerDevice: 12, seconds: 480 / MIB + 0.012,
+  });
+  t.equal(ringAllReduceCost(90, 1, UNIT.link).seconds, 0);
+  // Message counts follow the transport's row bands.
+  const random = seededRandom(5);
+  for (let i = 0; i < 200; i++) {
+    const rows = between(random, 1, 40);
+    const perRow = between(random, 1, 500);
+    const max = between(random, perRow, 3000);
+    const region = { rows: { start: 3, end: 3 + rows }, cols: { start: 0, end: 1 } };
+    t.equal(stripMessages(rows, rows * perRow, max), rowBands(region, rows * perRow, max).length);
+  }
+});
+
+t.test('list scheduling on workers', async (t) => {
+  const two: DeviceProfile = { ...UNIT, compute: { ...UNIT.compute, workers: 2, parallelEfficiency: 0.5 } };
+  const tasks = [1, 1, 1].map((total) => ({ total, afterPartial: 0.25 }));
+  // Two threads at half speed: 2 + 2 on one, 2 on the other.
+  t.same(scheduleTasks(tasks, two), { makespan: 4, partialsOut: 3.5 });
+  t.same(scheduleTasks(tasks.slice(0, 1), two), { makespan: 1, partialsOut: 0.75 }, 'one task runs alone at full speed');
+  t.same(scheduleTasks([], two), { makespan: 0, partialsOut: 0 });
+});
+
+const front160 = withInputSize(presetCfg('yolov2-front').network, 160, 160);
+
+t.test('one device has no traffic, only compute', async (t) => {
+  const profile = builtinProfile('pi3');
+  for (const grouping of ['each', 'all', '0,8,10,12,14']) {
+    const p = predictStep(planFor(front160, '2x2', 1, grouping), profile);
+    t.ok(p.devices.every((d) => d.sentBytes === 0 && d.receivedBytes === 0 && d.messages === 0), grouping);
+    t.equal(p.reduceBytesPerDevice, 0);
+    t.equal(p.reduceSeconds, 0);
+    t.ok(Math.abs(p.stepSeconds - p.computeSeconds) < 1e-9, `${grouping}: step ${p.stepSeconds} = compute ${p.computeSeconds}`);
+  }
+});
+
+t.test('`all` has the most redundant compute and no strips; `each` the least compute', async (t) => {
+  const profile = builtinProfile('pi3');
+  const random = seededRandom(11);
+  const all = predictStep(planFor(front160, '2x3', 6, 'all'), profile);
+  const each = predictStep(planFor(front160, '2x3', 6, 'each'), profile);
+  t.ok(all.devices.every((d) => d.sentBytes === 0 && d.messages === 0));
+  t.ok(each.devices.every((d) => d.messages > 0));
+  for (let i = 0; i < 12; i++) {
+    const g = randomGrouping(random, 16).text;
+    const other = predictStep(planFor(front160, '2x3', 6, g), profile);
+    t.ok(other.redundancy <= all.redundancy, `${g}: redundancy ${other.redundancy} <= all ${all.redundancy}`);
+    t.ok(other.redundancy >= each.redundancy, `${g}: redundancy ${other.redundancy} >= each ${each.redundancy}`);
+  }
+  t.ok(all.redundancy > 1.2 && each.redundancy === 1, `all ${all.redundancy}, each ${each.redundancy}`);
+});
+
+t.test('recomputing a window costs compute that reusing the forward stash does not', async (t) => {
+  const profile = builtinProfile('pi3');
+  const reuse = predictStep(planFor(front160, '2x2', 4, '0,8', '0,8'), profile);
+  const recompute = predictStep(planFor(front160, '2x2', 4, '0,8', '0,4,8'), profile);
+  t.ok(recompute.computeSeconds > reuse.computeSeconds);
+  t.ok(recompute.devices[0]!.flops > reuse.devices[0]!.flops);
+  t.ok(planExchanges(planFor(front160, '2x2', 4, '0,8', '0,10'), profile).some((e) => e.phase === 'recompute'), 'a window from 10 recomputes from 8');
+});
+
+t.test('memory is estimateDeviceMemory with the profile, per device', async (t) => {
+  const profile = builtinProfile('pi3');
+  const plan = planFor(front160, '2x3', 4, '0,8,10,12,14');
+  const memory = predictMemory(plan, profile);
+  t.equal(memory.perDevice.length, 4);
+  t.ok(memory.complete);
+  t.equal(memory.perDevice[1], estimateDeviceMemory(plan, 1, { runtimeBytes: 60 * MIB, workers: 4 }).totalBytes);
+  t.equal(memory.peakBytes, Math.max(...memory.perDevice));
+  const stopped = predictMemory(plan, profile, 1);
+  t.same(stopped.perDevice, memory.perDevice.slice(0, 1), 'stops at the first device over the bound');
+  t.notOk(stopped.complete);
+  t.same(predictPlan(plan, profile).memory, memory);
+});
