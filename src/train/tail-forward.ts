@@ -2,10 +2,20 @@
 // does; a connected layer is a 1x1 conv over its flattened input. Shared by training (under autodiff,
 // with ConvTensors without `constants`) and inference.
 import * as tf from '@tensorflow/tfjs';
-import { type ConvTensors, convLayerOutput, maxpoolForward, paddingValue } from '../fused/layer-ops.js';
+import { type ConvTensors, convLayerOutput, convTensors, maxpoolForward, paddingValue } from '../fused/layer-ops.js';
 import type { ConvLayer, MaxpoolLayer } from '../model/layers.js';
 import type { TailLayer } from '../model/tail-layers.js';
-import type { ParamLayout } from '../model/weights.js';
+import type { ParamLayout, TailParams } from '../model/weights.js';
+
+/** Tensors of every tail layer with parameters (null for the others); dispose with disposeLayerTensors. */
+export function tailTensors(layouts: readonly ParamLayout[], params: TailParams): (ConvTensors | null)[] {
+  return layouts.map((layout, l) => {
+    if (!layout) return null;
+    const p = params[l];
+    if (!p) throw new Error(`tail layer ${l} has weights but no parameters`);
+    return convTensors(p, layout.conv, layout.inChannels);
+  });
+}
 
 /** Zeros (conv) or -inf (maxpool, whose windows skip positions outside the map) around the map. */
 function padMap(x: tf.Tensor4D, layer: ConvLayer | MaxpoolLayer): tf.Tensor4D {

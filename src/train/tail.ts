@@ -2,13 +2,13 @@
 // (softmax's cross-entropy or the region's detection loss), and by TensorFlow.js autodiff the
 // gradient of that loss w.r.t. the front output and every tail parameter.
 import * as tf from '@tensorflow/tfjs';
-import { type ConvTensors, convTensors, disposeLayerTensors } from '../fused/layer-ops.js';
+import { type ConvTensors, disposeLayerTensors } from '../fused/layer-ops.js';
 import type { MapShape } from '../model/layers.js';
 import { type TailLayer, lossLayer, tailShapes } from '../model/tail-layers.js';
 import { type TailParams, tailLayouts } from '../model/weights.js';
 import type { WeightGradient } from './optimizer.js';
 import { type TailLossOptions, type TailTruth, lossOfInput } from './tail-loss.js';
-import { tailForward } from './tail-forward.js';
+import { tailForward, tailTensors } from './tail-forward.js';
 
 export type { TailTruth } from './tail-loss.js';
 
@@ -40,12 +40,7 @@ export async function runTail(
   if (output.length !== expected) throw new Error(`the tail got ${output.length} floats of front output, a ${batch}x${input.height}x${input.width}x${input.channels} map has ${expected}`);
 
   const layouts = tailLayouts(input, layers);
-  const constants = layouts.map((layout, l) => {
-    if (!layout) return null;
-    const p = params[l];
-    if (!p) throw new Error(`tail layer ${l} has weights but no parameters`);
-    return convTensors(p, layout.conv, layout.inChannels);
-  });
+  const constants = tailTensors(layouts, params);
   const x = tf.tensor4d(output, [batch, input.height, input.width, input.channels]);
   // Differentiated: the front output, then per layer with weights its filter, biases and BN scales.
   const args: tf.Tensor[] = [x];
