@@ -8,8 +8,9 @@ ${TRAIN_HELP}
 
 Other commands:
   edge verify ...    check that tiled training equals unpartitioned tf.grad (edge verify --help)
+  edge detect ...    run a trained detector ([region] tail) on an image (edge detect --help)
 
-Not built yet: plan, profile, detect.
+Not built yet: plan, profile.
 `;
 
 async function main(argv: string[]): Promise<number> {
@@ -19,6 +20,7 @@ async function main(argv: string[]): Promise<number> {
     return command === undefined ? 2 : 0;
   }
   if (command === 'verify') return (await import('./cli/verify-command.js')).verifyCommand(rest);
+  if (command === 'detect') return (await import('./cli/detect-command.js')).detectCommand(rest);
   if (command.startsWith('--')) return trainCommand(argv);
   throw new UsageError(`unknown command "${command}"\n\n${HELP}`);
 }
