@@ -8,7 +8,7 @@ rmSync('dist', { recursive: true, force: true });
 
 await build({
   entryPoints: {
-    edge: 'src/edge.ts', 'compute-worker': 'src/loop/compute-worker.ts', cluster: 'tools/cluster.ts', 'make-shapes': 'tools/make-shapes.ts',
+    edge: 'src/edge.ts', 'compute-worker': 'src/loop/compute-worker.ts', cluster: 'tools/cluster.ts', 'make-shapes': 'tools/make-shapes.ts', 'region-anchors': 'tools/region-anchors.ts', 'train-detector': 'tools/train-detector.ts',
     'bench-kernels': 'tools/bench-kernels.ts', 'bench-transport': 'tools/bench-transport.ts', 'bench-runtime': 'tools/bench-runtime.ts', 'peer-step': 'tools/peer-step.ts',
   },
   outdir: 'dist',

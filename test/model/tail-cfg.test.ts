@@ -1,8 +1,9 @@
 import t from 'tap';
 import { CfgError, parseCfg } from '../../src/model/cfg.js';
+import { presetCfg } from '../../src/model/presets.js';
 import { mapShapes } from '../../src/model/layers.js';
 import { parseTail } from '../../src/model/tail-cfg.js';
-import { describeTail, limitFront, tailClasses, tailShapes, tailTruthKind } from '../../src/model/tail-layers.js';
+import { type RegionLayer, describeTail, limitFront, tailClasses, tailShapes, tailTruthKind } from '../../src/model/tail-layers.js';
 
 const NET = '[net]\nwidth=12\nheight=10\nchannels=3\n[convolutional]\nfilters=4\nsize=3\npad=1\nactivation=leaky\n';
 
@@ -122,4 +123,19 @@ t.test('[region] errors name the file and line', async (t) => {
   }
   const { parsed, tail } = tailOf(`${head}[region]\nclasses=3\nnum=3\nsoftmax=1\n`);
   t.throws(() => tailShapes(mapShapes(parsed.network)[1]!, tail), /tail layer 0 \(region\) gets 16 channels: 3 anchors x \(4 coords \+ 1 objectness \+ 3 classes\) need 24/);
+});
+
+t.test('the yolov2-shapes preset: the YOLOv2 front and a detection head at 96x96, [region] as its tail', async (t) => {
+  const parsed = presetCfg('yolov2-shapes');
+  const tail = parseTail(parsed.tail, parsed.file);
+  const maps = mapShapes(parsed.network);
+  t.equal(parsed.network.layers.length, 18, 'the 16 front layers and both head convolutions lead the cfg');
+  t.same(maps[16], { height: 6, width: 6, channels: 256 }, 'the YOLOv2 front ends at 6x6x256');
+  t.same(maps[18], { height: 6, width: 6, channels: 40 });
+  t.equal(tailTruthKind(tail), 'boxes');
+  t.equal(tailClasses(maps[18]!, tail), 3);
+  t.equal((tail[0] as RegionLayer).anchors.length, 5);
+  t.same(tailShapes(maps[18]!, tail).at(-1), maps[18]);
+  const moved = limitFront(parsed.network, tail, 16).tail;
+  t.same(moved.map((l) => l.kind), ['conv', 'conv', 'region'], '--front 16 runs the head convolutions in the tail');
 });
