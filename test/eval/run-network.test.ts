@@ -1,7 +1,11 @@
 // Inference of the whole network: the front equals the tf.grad reference's forward, the tail is
-// checked against a 1x1 convolution written out in JS.
+// checked against a 1x1 convolution written out in JS; evaluation over a set is independent of
+// how it is batched.
 import t from 'tap';
 import * as tf from '@tensorflow/tfjs';
+import type { Box } from '../../src/data/detection-labels.js';
+import { openDetectionList } from '../../src/data/detection-set.js';
+import { evaluateClassifier, evaluateDetector } from '../../src/eval/evaluate.js';
 import { runFront, runNetwork } from '../../src/eval/run-network.js';
 import { initBackend } from '../../src/fused/backend.js';
 import { linearLoss, referenceGradients } from '../../src/fused/reference.js';
@@ -50,4 +54,25 @@ t.test('front and tail forward on one device', async (t) => {
   }
   t.ok(relativeError(out.values, expected) < 1e-5, 'the tail equals the convolution by hand');
   await t.rejects(runNetwork({ net, params, tail, tailParams }, images.subarray(1), batch), /got 719 input floats, 2 images of 12x10x3 are 720/);
+});
+
+t.test('evaluation over a data set does not depend on the forward batch size', async (t) => {
+  const parsed = parseCfg(`[net]\nheight=96\nwidth=96\nchannels=3\n
+[convolutional]\nfilters=4\nsize=3\npad=1\nactivation=leaky\n
+[maxpool]\nsize=16\nstride=16\n
+[convolutional]\nfilters=16\nsize=1\nactivation=linear\n
+[region]\nanchors=1,1,2,2\nclasses=3\nnum=2\nsoftmax=1\n`, 'shapes-small.cfg');
+  const tail = parseTail(parsed.tail, parsed.file);
+  const model = { net: parsed.network, params: randomParams(parsed.network, 9), tail, tailParams: randomTailParams(parsed.network, tail, 9) };
+  const valid = openDetectionList('data/shapes/valid.txt', { classes: 3 });
+  const indices = [0, 1, 2];
+  const one = await evaluateDetector(model, valid, { batch: 1, indices });
+  const three = await evaluateDetector(model, valid, { batch: 2, indices });
+  t.same(three.perClass, one.perClass);
+  t.same(three.detections, one.detections);
+  const expected = indices.map((i) => valid.samples[i]!.boxes);
+  const sameBox = (a: Box, b: Box) => a.classId === b.classId && [a.cx - b.cx, a.cy - b.cy, a.w - b.w, a.h - b.h].every((d) => Math.abs(d) < 1e-9);
+  t.ok(one.truths.every((boxes, i) => boxes.length === expected[i]!.length && boxes.every((b, k) => sameBox(b, expected[i]![k]!))), 'the truths are the set\'s boxes');
+  t.ok(one.detections.some((d) => d.length > 0), 'a random network detects something above 0.005');
+  await t.rejects(evaluateClassifier(model, { source: 'x', names: [], samples: [], report: { skipped: 0, problems: [] } }), /has no \[softmax\] layer: accuracy needs a classifier/);
 });
