@@ -9,6 +9,7 @@ rmSync('dist', { recursive: true, force: true });
 await build({
   entryPoints: {
     edge: 'src/edge.ts', 'compute-worker': 'src/loop/compute-worker.ts', cluster: 'tools/cluster.ts', emulator: 'tools/emulator.ts', 'make-shapes': 'tools/make-shapes.ts',
+    'region-anchors': 'tools/region-anchors.ts', 'train-detector': 'tools/train-detector.ts',
     'bench-kernels': 'tools/bench-kernels.ts', 'bench-transport': 'tools/bench-transport.ts', 'bench-runtime': 'tools/bench-runtime.ts', 'bench-training': 'tools/bench-training.ts', 'bench-cluster': 'tools/bench-cluster.ts', 'plain-tfjs-train': 'tools/plain-tfjs-train.ts', 'peer-step': 'tools/peer-step.ts',
   },
   outdir: 'dist',

@@ -3,7 +3,7 @@
 // and checkpoints. Every device runs the same loop on the same summed gradients, so their front
 // weights stay identical (and are checked to be); the tail's weights live on the head only.
 import { createHash } from 'node:crypto';
-import { tailClasses } from '../model/tail-layers.js';
+import { tailClasses, tailTruthKind } from '../model/tail-layers.js';
 import type { FrontParams, TailParams } from '../model/weights.js';
 import type { Exchange } from '../peers/exchange.js';
 import { type RegionLayout, copySubRegion, extractSubRegion } from '../tiles/layout.js';
@@ -109,7 +109,8 @@ export async function train(options: TrainerOptions): Promise<void> {
   const tail = hasTail && exchange.rank === HEAD_RANK ? options.tail : undefined;
   if (hasTail && exchange.rank === HEAD_RANK && !tail) throw new Error(`rank ${HEAD_RANK} runs the tail but was given no tail parameters`);
   const isHead = exchange.rank === HEAD_RANK;
-  const data = options.data ?? syntheticData(net, batch, options.seed, hasTail ? tailClasses(outputMap, plan.tail) : null);
+  const truthKind = tailTruthKind(plan.tail);
+  const data = options.data ?? syntheticData(net, batch, options.seed, truthKind && { kind: truthKind, classes: tailClasses(outputMap, plan.tail) });
   if (!data.synthetic && !hasTail) throw new Error(`training on ${data.description} needs a tail that uses its labels; a front-only model trains on --data synthetic`);
   // A data set is read on the head only, which sends every tile the input it reads (unless every
   // device reads it itself: --data-local).
@@ -130,11 +131,12 @@ export async function train(options: TrainerOptions): Promise<void> {
     let tailStep: Promise<TailResult> | null = null;
     if (head && tail && runTail) {
       const truth = loaded!.truth;
-      if (truth?.kind !== 'classes') throw new Error(`the tail needs a class per image, ${data.description} gives ${truth ? truth.kind : 'no labels'}`);
-      const labels = truth.classIds;
+      if (!truth || truth.kind !== truthKind) throw new Error(`the tail needs ${truthKind === 'boxes' ? 'boxes' : 'a class'} per image, ${data.description} gives ${truth ? truth.kind : 'no labels'}`);
+      const labels = truth.kind === 'boxes' ? truth.boxes : truth.classIds;
+      const imagesSeen = step * batch;
       tailStep = head.gathered().then(async (output) => {
         const tailStarted = performance.now();
-        const result = await runTail(outputMap, plan.tail, tail.params, output, labels, batch);
+        const result = await runTail(outputMap, plan.tail, tail.params, output, labels, batch, { imagesSeen });
         tailMs = performance.now() - tailStarted;
         head.scatter(result.outputGradient);
         return result;

@@ -2,9 +2,10 @@
 // Anything the tail cannot run exactly as Darknet would is a CfgError naming file:line.
 import { CfgError, type CfgSection, SectionReader, parseConv, parseMaxpool } from './cfg.js';
 import type { Activation } from './layers.js';
+import { parseRegion } from './region-cfg.js';
 import type { TailLayer } from './tail-layers.js';
 
-const SUPPORTED = '[convolutional], [maxpool], [avgpool], [connected], [softmax]';
+const SUPPORTED = '[convolutional], [maxpool], [avgpool], [connected], [softmax], [region]';
 
 function parseSection(section: CfgSection, reader: SectionReader, file: string): TailLayer {
   switch (section.type) {
@@ -29,6 +30,8 @@ function parseSection(section: CfgSection, reader: SectionReader, file: string):
     case 'soft':
       reader.choice('groups', ['1'], '1');
       return { kind: 'softmax' };
+    case 'region':
+      return parseRegion(section, reader, file);
     case 'cost':
       // Darknet's [cost] adds its own squared-error delta to the one softmax already wrote, so the
       // pair trains differently from [softmax] alone; edgefuse runs only softmax's cross-entropy.
@@ -38,23 +41,26 @@ function parseSection(section: CfgSection, reader: SectionReader, file: string):
   }
 }
 
+const isLoss = (layer: TailLayer | undefined): boolean => layer?.kind === 'softmax' || layer?.kind === 'region';
+
 /**
  * The tail layers of `sections` (what parseCfg left after the front). An empty list means a
- * front-only model. A non-empty tail must end with [softmax], the only loss edgefuse has.
+ * front-only model. A non-empty tail must end with its loss: [softmax] or [region].
  */
 export function parseTail(sections: readonly CfgSection[], file: string): TailLayer[] {
   const layers: TailLayer[] = [];
   for (const section of sections) {
-    if (layers[layers.length - 1]?.kind === 'softmax') {
-      throw new CfgError(file, section.line, `[${section.type}] after [softmax]: the softmax and its loss must be the last layer`);
+    const previous = layers[layers.length - 1];
+    if (isLoss(previous)) {
+      throw new CfgError(file, section.line, `[${section.type}] after [${previous!.kind}]: the ${previous!.kind} layer and its loss must be the last layer`);
     }
     const reader = new SectionReader(section, file);
     layers.push(parseSection(section, reader, file));
     reader.rejectUnknown();
   }
   const last = sections[sections.length - 1];
-  if (last && layers[layers.length - 1]!.kind !== 'softmax') {
-    throw new CfgError(file, last.line, `the network ends with [${last.type}]: a tail must end with [softmax] (its cross-entropy is the only loss edgefuse has)`);
+  if (last && !isLoss(layers[layers.length - 1])) {
+    throw new CfgError(file, last.line, `the network ends with [${last.type}]: a tail must end with [softmax] (cross-entropy) or [region] (YOLOv2 detection)`);
   }
   return layers;
 }

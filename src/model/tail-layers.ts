@@ -20,7 +20,43 @@ export interface SoftmaxLayer {
   readonly kind: 'softmax';
 }
 
-export type TailLayer = FrontLayer | AvgpoolLayer | ConnectedLayer | SoftmaxLayer;
+/** A region anchor: a prior box size in grid cells of the region's input map. */
+export interface Anchor {
+  readonly w: number;
+  readonly h: number;
+}
+
+/**
+ * Darknet's [region] (YOLOv2) with 4 coords and a softmax over classes; always the last layer. Per
+ * cell and anchor its input holds x, y, w, h, objectness, then one logit per class.
+ */
+export interface RegionLayer {
+  readonly kind: 'region';
+  readonly classes: number;
+  /** One per predicted box of a cell (Darknet's `num`). */
+  readonly anchors: readonly Anchor[];
+  /** Predictions whose best IoU with a truth exceeds this get no no-object term. */
+  readonly thresh: number;
+  /** Choose a truth's anchor by the anchor's shape rather than the predicted box's. */
+  readonly biasMatch: boolean;
+  /** Objectness target of a responsible anchor: the IoU of its box with the truth instead of 1. */
+  readonly rescore: boolean;
+  readonly objectScale: number;
+  readonly noobjectScale: number;
+  readonly classScale: number;
+  readonly coordScale: number;
+}
+
+/** Entries per anchor in a region's input: x, y, w, h, objectness, then the classes. */
+export const regionEntries = (layer: Pick<RegionLayer, 'classes'>): number => 5 + layer.classes;
+
+export type TailLayer = FrontLayer | AvgpoolLayer | ConnectedLayer | SoftmaxLayer | RegionLayer;
+
+/** A loss layer ends every non-empty tail. */
+export type LossLayer = SoftmaxLayer | RegionLayer;
+
+/** What the tail's loss is computed against: one class per image (softmax) or boxes per image (region). */
+export type TruthKind = 'classes' | 'boxes';
 
 /** Shapes of every tail map: index 0 is the front's output, index l+1 the output of tail layer l. */
 export function tailShapes(input: MapShape, layers: readonly TailLayer[]): MapShape[] {
@@ -35,7 +71,13 @@ export function tailShapes(input: MapShape, layers: readonly TailLayer[]): MapSh
       }
     } else if (layer.kind === 'avgpool') next = { height: 1, width: 1, channels: prev.channels };
     else if (layer.kind === 'connected') next = { height: 1, width: 1, channels: layer.outputs };
-    else {
+    else if (layer.kind === 'region') {
+      const expected = layer.anchors.length * regionEntries(layer);
+      if (prev.channels !== expected) {
+        throw new Error(`tail layer ${index} (region) gets ${prev.channels} channels: ${layer.anchors.length} anchors x (4 coords + 1 objectness + ${layer.classes} classes) need ${expected}`);
+      }
+      next = prev;
+    } else {
       // Darknet's softmax runs over the flattened map in its CHW order; over a 1x1 map that order is
       // the channel order, which is the only case the labels here can address unambiguously.
       if (prev.height !== 1 || prev.width !== 1) {
@@ -49,10 +91,26 @@ export function tailShapes(input: MapShape, layers: readonly TailLayer[]): MapSh
   return maps;
 }
 
-/** The number of classes: the size of the softmax at the end of the tail. */
+/** The number of classes: the size of the softmax at the end of the tail, or the region's classes. */
 export function tailClasses(input: MapShape, layers: readonly TailLayer[]): number {
   const maps = tailShapes(input, layers);
-  return maps[maps.length - 1]!.channels;
+  const last = layers[layers.length - 1];
+  return last?.kind === 'region' ? last.classes : maps[maps.length - 1]!.channels;
+}
+
+/** The tail's loss layer; a front-only model has none. */
+export function lossLayer(layers: readonly TailLayer[]): LossLayer | null {
+  const last = layers[layers.length - 1];
+  if (last === undefined) return null;
+  if (last.kind !== 'softmax' && last.kind !== 'region') throw new Error(`the tail ends with ${last.kind}, not with a loss layer (softmax or region)`);
+  return last;
+}
+
+/** The truth a tail's loss needs: class indices for [softmax], boxes for [region]; null without a tail. */
+export function tailTruthKind(layers: readonly TailLayer[]): TruthKind | null {
+  const loss = lossLayer(layers);
+  if (loss === null) return null;
+  return loss.kind === 'region' ? 'boxes' : 'classes';
 }
 
 /** The 1x1 conv over the flattened input ([batch, 1, 1, H*W*C]) that computes a connected layer. */
@@ -76,12 +134,13 @@ export function limitFront(net: Network, tail: readonly TailLayer[], front: numb
   return { net: { ...net, layers: net.layers.slice(0, front) }, tail: [...moved, ...tail] };
 }
 
-/** One-line description for logs: "conv 3x3/1 16, avgpool, connected 10, softmax". */
+/** One-line description for logs: "conv 3x3/1 16, avgpool, connected 10, softmax" or "..., region 5 anchors 3 classes". */
 export function describeTail(layers: readonly TailLayer[]): string {
   return layers.map((l) => {
     if (l.kind === 'conv') return `conv ${l.size}x${l.size}/${l.stride} ${l.filters}`;
     if (l.kind === 'maxpool') return `maxpool ${l.size}x${l.size}/${l.stride}`;
     if (l.kind === 'connected') return `connected ${l.outputs}`;
+    if (l.kind === 'region') return `region ${l.anchors.length} anchors ${l.classes} classes`;
     return l.kind;
   }).join(', ');
 }

@@ -1,12 +1,13 @@
 // `--data`: seeded synthetic batches, or a Darknet list file read with the layout the tail's loss
-// needs (a class per image for a softmax tail, boxes for a detection tail). Problems with samples are
+// needs (a class per image for a softmax tail, boxes for a [region] tail). Problems with samples are
 // reported with file and line; `--bad-samples skip` leaves them out, `fail` stops at the first.
 import { openClassificationList } from '../data/classification-set.js';
 import type { OnBadSample } from '../data/data-error.js';
 import { readNames } from '../data/list-file.js';
 import type { MapShape, Network } from '../model/layers.js';
-import { type TailLayer, tailClasses } from '../model/tail-layers.js';
-import { type TrainingData, classificationData, syntheticData } from './training-data.js';
+import { type TailLayer, tailClasses, tailTruthKind } from '../model/tail-layers.js';
+import { openDetectionList } from '../data/detection-set.js';
+import { type TrainingData, classificationData, detectionData, syntheticData } from './training-data.js';
 
 export interface DataRequest {
   /** `synthetic` or a list file. */
@@ -24,13 +25,18 @@ export interface DataRequest {
 
 export function openTrainingData(request: DataRequest): TrainingData {
   const { net, tail, batch, seed } = request;
-  if (request.source === 'synthetic') return syntheticData(net, batch, seed, tail.length > 0 ? tailClasses(request.frontOutput, tail) : null);
-  if (tail.length === 0) throw new Error(`--data ${request.source}: a front-only model has no labels to learn; add a tail to the cfg or use --data synthetic`);
-  const last = tail[tail.length - 1]!;
-  if (last.kind !== 'softmax') throw new Error(`--data ${request.source}: the tail ends with [${last.kind}], which reads no labels`);
+  const truthKind = tailTruthKind(tail);
+  const classes = tail.length > 0 ? tailClasses(request.frontOutput, tail) : 0;
+  if (request.source === 'synthetic') return syntheticData(net, batch, seed, truthKind && { kind: truthKind, classes });
+  if (truthKind === null) throw new Error(`--data ${request.source}: the model has no tail with a loss to learn its labels; add one to the cfg or use --data synthetic`);
+  if (truthKind === 'boxes') {
+    // Darknet's detection layout: labels beside the images (or under labels/), classes from [region].
+    const set = openDetectionList(request.source, { classes, onBadSample: request.onBadSample });
+    reportSkipped(set.report.skipped, set.report.problems, request.log);
+    return detectionData(set, net, batch, seed);
+  }
   if (!request.names) throw new Error(`--data ${request.source}: a classification list needs --names FILE (one class name a line)`);
   const names = readNames(request.names);
-  const classes = tailClasses(request.frontOutput, tail);
   if (names.length !== classes) throw new Error(`--names ${request.names} has ${names.length} classes, the tail's softmax ${classes}`);
   const set = openClassificationList(request.source, names, { onBadSample: request.onBadSample });
   reportSkipped(set.report.skipped, set.report.problems, request.log);

@@ -7,7 +7,7 @@ import type { ClassificationSet } from '../data/classification-set.js';
 import { loadClassificationBatch, loadDetectionBatch } from '../data/load.js';
 import { epochOrder } from '../data/sampling.js';
 import type { Network } from '../model/layers.js';
-import { syntheticImages, syntheticLabels } from './synthetic.js';
+import { syntheticBoxes, syntheticImages, syntheticLabels } from './synthetic.js';
 
 /** What the tail's loss compares with: a class per image, or the boxes of each image. */
 export type Truth =
@@ -29,14 +29,16 @@ export interface TrainingData {
   batch(step: number): TrainingBatch;
 }
 
-/** Seeded random images; with `classes`, a seeded class per image. */
-export function syntheticData(net: Network, batch: number, seed: number, classes: number | null): TrainingData {
+/** Seeded random images; for a tail, a seeded class per image or seeded boxes. */
+export function syntheticData(net: Network, batch: number, seed: number, labels: { kind: 'classes' | 'boxes'; classes: number } | null): TrainingData {
   return {
     description: `synthetic (seed ${seed})`,
     synthetic: true,
     batch: (step) => ({
       images: syntheticImages(net, batch, seed, step),
-      truth: classes === null ? null : { kind: 'classes', classIds: syntheticLabels(batch, classes, seed, step) },
+      truth: labels === null ? null
+        : labels.kind === 'classes' ? { kind: 'classes', classIds: syntheticLabels(batch, labels.classes, seed, step) }
+          : { kind: 'boxes', boxes: syntheticBoxes(batch, labels.classes, seed, step) },
     }),
   };
 }
@@ -59,6 +61,7 @@ function checkInput(net: Network): void {
 }
 
 export function detectionData(set: DetectionSet, net: Network, batch: number, seed: number): TrainingData {
+  // Boxes are normalised to the image, so stretching it to the input size leaves them unchanged.
   checkInput(net);
   return {
     description: `${set.listFile} (${set.samples.length} images)`,

@@ -1,11 +1,14 @@
 // The tail written out again with plain tf ops, independently of src/train/tail.ts (no layer-ops, no
-// 1x1-conv form of connected layers), and whole-network gradients of front + tail by tf.grad.
+// 1x1-conv form of connected layers), and whole-network gradients of front + tail by tf.grad. A
+// [region] enters as Darknet's delta from the loop implementation in darknet-region.ts.
 import * as tf from '@tensorflow/tfjs';
 import { type FrontLoss, type ReferenceGradients, referenceGradients } from '../../src/fused/reference.js';
 import { type MapShape, type Network, mapShapes } from '../../src/model/layers.js';
 import { type TailLayer, tailShapes } from '../../src/model/tail-layers.js';
 import type { FrontParams, TailParams } from '../../src/model/weights.js';
 import type { WeightGradient } from '../../src/train/optimizer.js';
+import type { TailTruth } from '../../src/train/tail.js';
+import { darknetRegion } from './darknet-region.js';
 
 interface LayerArgs {
   filter: tf.Tensor;
@@ -19,8 +22,24 @@ function activation(kind: string, x: tf.Tensor): tf.Tensor {
   return x;
 }
 
-/** -sum_b log softmax(z_b)[label_b] of the tail on x, with every parameter an argument. */
-export function independentTailLoss(input: MapShape, layers: readonly TailLayer[], params: TailParams, args: readonly (LayerArgs | null)[], x: tf.Tensor4D, labels: Int32Array): tf.Scalar {
+/**
+ * A scalar with the value of Darknet's region loss whose gradient w.r.t. z is minus Darknet's delta:
+ * sum(z * -delta) plus the constant that makes up the value.
+ */
+function regionByDeltas(z: tf.Tensor4D, layer: Extract<TailLayer, { kind: 'region' }>, truth: TailTruth, seenAfterBatch?: number): tf.Scalar {
+  if (truth instanceof Int32Array) throw new Error('a region needs boxes');
+  const [batch, h, w] = z.shape;
+  const values = z.dataSync() as Float32Array;
+  const { delta, loss } = darknetRegion(values, batch, h, w, layer, truth, seenAfterBatch);
+  const slope = delta.map((d) => -d);
+  const dot = values.reduce((s, v, i) => s + v * slope[i]!, 0);
+  return tf.add(tf.sum(tf.mul(z, tf.tensor(slope, z.shape))), loss - dot) as tf.Scalar;
+}
+
+/** The tail's loss on x (softmax: -sum_b log softmax(z_b)[label_b]), with every parameter an argument. */
+export function independentTailLoss(
+  input: MapShape, layers: readonly TailLayer[], params: TailParams, args: readonly (LayerArgs | null)[], x: tf.Tensor4D, truth: TailTruth, seenAfterBatch?: number,
+): tf.Scalar {
   const maps = tailShapes(input, layers);
   const batch = x.shape[0];
   let h: tf.Tensor4D = x;
@@ -44,10 +63,13 @@ export function independentTailLoss(input: MapShape, layers: readonly TailLayer[
       h = tf.reshape(activation(layer.activation, y), [batch, 1, 1, layer.outputs]);
     }
   });
+  const last = layers[layers.length - 1]!;
+  if (last.kind === 'region') return regionByDeltas(h, last, truth, seenAfterBatch);
+  if (!(truth instanceof Int32Array)) throw new Error('a softmax needs labels');
   const classes = maps[maps.length - 1]!.channels;
   const p = tf.softmax(tf.reshape(h, [batch, classes]));
-  const truth = tf.oneHot(tf.tensor1d(labels, 'int32'), classes);
-  return tf.neg(tf.sum(tf.mul(truth, tf.log(p)))) as tf.Scalar;
+  const oneHot = tf.oneHot(tf.tensor1d(truth, 'int32'), classes);
+  return tf.neg(tf.sum(tf.mul(oneHot, tf.log(p)))) as tf.Scalar;
 }
 
 const tailArgs = (params: TailParams, layers: readonly TailLayer[], input: MapShape): (LayerArgs | null)[] => {
@@ -61,8 +83,8 @@ const tailArgs = (params: TailParams, layers: readonly TailLayer[], input: MapSh
 };
 
 /** The loss of the front's output through the tail with constant tail parameters (for referenceGradients). */
-export function tailAsFrontLoss(input: MapShape, layers: readonly TailLayer[], params: TailParams, labels: Int32Array): FrontLoss {
-  return (output) => independentTailLoss(input, layers, params, tailArgs(params, layers, input), output, labels);
+export function tailAsFrontLoss(input: MapShape, layers: readonly TailLayer[], params: TailParams, truth: TailTruth, seenAfterBatch?: number): FrontLoss {
+  return (output) => independentTailLoss(input, layers, params, tailArgs(params, layers, input), output, truth, seenAfterBatch);
 }
 
 export interface WholeNetworkGradients {
@@ -76,10 +98,10 @@ export interface WholeNetworkGradients {
 
 /** Gradients of loss(tail(front(images))) w.r.t. every front and tail parameter and the front output. */
 export async function wholeNetworkGradients(
-  net: Network, params: FrontParams, tail: readonly TailLayer[], tailParams: TailParams, images: Float32Array, labels: Int32Array, batch: number,
+  net: Network, params: FrontParams, tail: readonly TailLayer[], tailParams: TailParams, images: Float32Array, truth: TailTruth, batch: number, seenAfterBatch?: number,
 ): Promise<WholeNetworkGradients> {
   const input = mapShapes(net)[net.layers.length]!;
-  const front = await referenceGradients(net, params, images, tailAsFrontLoss(input, tail, tailParams, labels), batch);
+  const front = await referenceGradients(net, params, images, tailAsFrontLoss(input, tail, tailParams, truth, seenAfterBatch), batch);
   const x = tf.tensor4d(front.output, [batch, input.height, input.width, input.channels]);
   const args = tailArgs(tailParams, tail, input);
   const flat: tf.Tensor[] = [x];
@@ -87,7 +109,7 @@ export async function wholeNetworkGradients(
   const { value, grads } = tf.valueAndGrads((...xs: tf.Tensor[]) => {
     let at = 1;
     const rebuilt = args.map((a) => (a ? { filter: xs[at++]!, biases: xs[at++]!, ...(a.scales ? { scales: xs[at++]! } : {}) } : null));
-    return independentTailLoss(input, tail, tailParams, rebuilt, xs[0] as tf.Tensor4D, labels);
+    return independentTailLoss(input, tail, tailParams, rebuilt, xs[0] as tf.Tensor4D, truth, seenAfterBatch);
   })(flat);
   const data = await Promise.all(grads.map(async (g) => (await g.data()) as Float32Array));
   const loss = (await value.data())[0]!;
