@@ -4,7 +4,7 @@
 // `all` and the reference groupings from FACTS.md; step time, speedup against one device (and one
 // core of a device), peak memory per device and its reduction, bytes per step, and the planner's
 // predicted step time against the measured one. JSON, a Markdown table and an SVG chart.
-//   npm run build && sudo node dist/bench-cluster.js [--input 224] [--devices 1,2,3,4,6] [--cpus 0.33] [--out docs/bench-cluster]
+//   npm run build && sudo node dist/bench-cluster.js [--input 224] [--devices 1,2,3,4,6] [--cpus 0.33] [--groupings planner,each,all,reference] [--no-one-core] [--out DIR]
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -21,6 +21,8 @@ const { values } = parseArgs({
     rate: { type: 'string', default: '100mbit' },
     steps: { type: 'string', default: '3' },
     'one-core': { type: 'boolean', default: true },
+    /** Which of: planner, each, all, reference (both reference groupings). */
+    groupings: { type: 'string', default: 'planner,each,all,reference' },
     out: { type: 'string', default: 'docs/bench-cluster' },
   },
 });
@@ -58,7 +60,7 @@ function plan(devices: number, fixed: string[] = []): { best: Candidate; runnerU
 }
 
 const emulator = (quota = cpus) => ({ name: 'emulator' as const, flags: ['--cpus', String(quota), '--rate', values.rate!, '--memory', '1G'] });
-const common = ['--model', 'yolov2-front', '--input', `${size}x${size}`, '--batch', '1', '--steps', values.steps!, '--memory-limit', '1G', '--profile', profileFile];
+const common = ['--model', 'yolov2-front', '--input', `${size}x${size}`, '--batch', '1', '--steps', values.steps!, '--memory-limit', '1G'];
 const stepSeconds = (reports: DeviceReport[]) => mean(reports.flatMap((r) => steadySteps(r).map((s) => s.seconds)));
 
 interface Row {
@@ -80,9 +82,10 @@ function measure(devices: number, c: Candidate, quota = cpus): Row {
 
 for (const devices of counts) {
   const { best, runnerUps } = plan(devices);
-  const wanted = ['each', 'all', 'reference 0,8,10,12,14', 'reference 1,2,4,8 / ends 1,5,7,9'];
+  const chosen = values.groupings!.split(',');
+  const wanted = ['each', 'all', 'reference 0,8,10,12,14', 'reference 1,2,4,8 / ends 1,5,7,9'].filter((name) => chosen.includes(name.split(' ')[0]!));
   const others = wanted.flatMap((name) => runnerUps.find((r) => r.name === name && r.grid === best.grid) ?? runnerUps.find((r) => r.name === name) ?? []);
-  const candidates = devices === 1 ? [best] : [{ ...best, name: `planner (${best.name})` }, ...others];
+  const candidates = devices === 1 ? [best] : [...(chosen.includes('planner') ? [{ ...best, name: `planner (${best.name})` }] : []), ...others];
   for (const c of candidates) rows.push(measure(devices, c));
 }
 const single = rows.find((r) => r.devices === 1)!;
@@ -105,7 +108,7 @@ const table = rows.map((r) => {
   };
 });
 const result = {
-  command: `node dist/bench-cluster.js --input ${size} --devices ${values.devices} --cpus ${cpus} --rate ${values.rate} --steps ${values.steps}`,
+  command: `node dist/bench-cluster.js --input ${size} --devices ${values.devices} --cpus ${cpus} --rate ${values.rate} --steps ${values.steps} --groupings ${values.groupings}${values['one-core'] ? '' : ' --no-one-core'} --out ${values.out}`,
   emulatedDevice: { cpus, memory: '1G', link: values.rate, profile: profileFile },
   oneCore,
   rows: table,

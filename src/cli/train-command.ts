@@ -24,7 +24,7 @@ import { formatGrouping, parseGrouping } from '../tiles/groups.js';
 import { HEAD_RANK, buildTilePlan, stripEndpoints, tilesOfDevice } from '../tiles/plan.js';
 import { loadCheckpoint, writeAtomically } from '../train/checkpoint.js';
 import { newOptimizerState } from '../train/optimizer.js';
-import { openTrainingData } from '../train/open-data.js';
+import { openEvaluation, openTrainingData } from '../train/open-data.js';
 import type { TrainingData } from '../train/training-data.js';
 import type { OnBadSample } from '../data/data-error.js';
 import { UsageError, asUsage, parseNonNegativeInt, parsePositiveInt, parseSize, parseSwitch } from './usage-error.js';
@@ -107,7 +107,7 @@ export async function trainCommand(argv: string[]): Promise<number> {
         grid: { type: 'string' }, 'forward-groups': { type: 'string' }, 'backward-groups': { type: 'string' }, profile: { type: 'string' },
         'memory-limit': { type: 'string' }, backend: { type: 'string' }, workers: { type: 'string' }, overlap: { type: 'string' },
         steps: { type: 'string' }, batch: { type: 'string' }, 'learning-rate': { type: 'string' }, momentum: { type: 'string' }, decay: { type: 'string' },
-        data: { type: 'string' }, names: { type: 'string' }, 'bad-samples': { type: 'string' }, 'data-local': { type: 'boolean' }, seed: { type: 'string' }, 'checksum-every': { type: 'string' },
+        data: { type: 'string' }, valid: { type: 'string' }, 'eval-every': { type: 'string' }, names: { type: 'string' }, 'bad-samples': { type: 'string' }, 'data-local': { type: 'boolean' }, seed: { type: 'string' }, 'checksum-every': { type: 'string' },
         checkpoint: { type: 'string' }, 'checkpoint-every': { type: 'string' }, resume: { type: 'boolean' }, report: { type: 'string' }, help: { type: 'boolean' },
       },
       strict: true,
@@ -284,7 +284,20 @@ export async function trainCommand(argv: string[]): Promise<number> {
     log(`compute: ${setup.workers === 0 ? 'on the main thread' : `${setup.workers} worker thread${setup.workers > 1 ? 's' : ''}`}, overlap ${setup.overlap ? 'on' : 'off'}; arena ${formatBytes(runtime.arenas.reservedBytes)}; rss ${formatBytes(process.memoryUsage().rss)} before the first step`);
     status.state = 'training';
     const steps: object[] = [];
+    const evaluations: { step: number; name: string; value: number }[] = [];
+    // The head runs the tail (and evaluation) on this thread: give it the compute backend too.
+    if (isHead && tail.length > 0) await (await import('../fused/backend.js')).ensureBackend(setup.backend);
+    const evaluate = isHead && values.valid ? await openEvaluation(values.valid, {
+      net, tail, params: runtime.params, tailParams, names: values.names, onBadSample: setup.badSamples, log,
+    }) : null;
     await train({
+      ...(evaluate ? { evaluate: { every: values['eval-every'] ? parsePositiveInt('--eval-every', values['eval-every'], 0) : 0, run: evaluate } } : {}),
+      onEvaluation: (step, results) => {
+        for (const r of results) {
+          evaluations.push({ step, ...r });
+          log(`evaluation at step ${step}: ${r.name} ${r.value.toFixed(4)}`);
+        }
+      },
       runtime, exchange, params: runtime.params, state, data, dataOnEveryDevice: values['data-local'] === true, firstStep, steps: stepsLeft, seed: setup.seed, checksumEvery: setup.checksumEvery,
       ...(isHead ? { tail: { params: tailParams, state: tailState } } : {}),
       ...(setup.checkpoint ? { checkpoint: { dir: setup.checkpoint, every: setup.checkpointEvery } } : {}),
@@ -318,6 +331,7 @@ export async function trainCommand(argv: string[]): Promise<number> {
           measured: { peakRssBytes, computeHeapBytes: runtime.engine.backendHeapBytes(), arenaBytes: runtime.arenas.reservedBytes },
         },
         steps,
+        evaluations,
       }, null, 1)), 'report');
       log(`report written to ${file}`);
     }

@@ -12,7 +12,7 @@ import { wholeMap } from '../tiles/region.js';
 import { saveCheckpoint } from '../train/checkpoint.js';
 import { type OptimizerState, applyUpdate } from '../train/optimizer.js';
 import { syntheticTarget } from '../train/synthetic.js';
-import { type TrainingData, syntheticData } from '../train/training-data.js';
+import { type Evaluation, type TrainingData, syntheticData } from '../train/training-data.js';
 import type { TailResult } from '../train/tail.js';
 import { type DeviceRuntime, type PhaseSeconds, runDeviceStep } from './device-step.js';
 import { HeadExchange } from './head-exchange.js';
@@ -47,6 +47,9 @@ export interface TrainerOptions {
   readonly checksumEvery: number;
   readonly checkpoint?: { readonly dir: string; readonly every: number };
   readonly onStep?: (report: StepReport) => void;
+  /** Head only: evaluation on held-out data before the first step, every `every` steps and after the last. */
+  readonly evaluate?: { readonly every: number; run(): Promise<Evaluation[]> };
+  readonly onEvaluation?: (step: number, results: readonly Evaluation[]) => void;
   readonly onCheckpoint?: (step: number, dir: string) => void;
 }
 
@@ -119,7 +122,13 @@ export async function train(options: TrainerOptions): Promise<void> {
   const target = hasTail ? null : syntheticTarget(net, batch, options.seed);
   // tfjs loads only where the tail runs: the other devices' schedulers never need it.
   const runTail = tail ? (await import('../train/tail.js')).runTail : null;
-  for (let step = options.firstStep; step < options.firstStep + options.steps; step++) {
+  const evaluate = async (step: number) => {
+    if (!options.evaluate || !isHead) return;
+    options.onEvaluation?.(step, await options.evaluate.run());
+  };
+  const lastStep = options.firstStep + options.steps;
+  if (options.firstStep === 0 && options.steps > 0) await evaluate(0);
+  for (let step = options.firstStep; step < lastStep; step++) {
     const started = performance.now();
     const loaded = readsData ? data.batch(step) : null;
     if (inputs) await inputs.distribute(step, isHead ? loaded!.images : null);
@@ -170,5 +179,7 @@ export async function train(options: TrainerOptions): Promise<void> {
       options.onCheckpoint?.(done, options.checkpoint.dir);
     }
     options.onStep?.({ phases, step: done, loss: loss[0]! / batch, learningRate: rate, seconds: (performance.now() - started) / 1000, tailSeconds: tailMs / 1000 });
+    const every = options.evaluate?.every ?? 0;
+    if (done === lastStep || (every > 0 && done % every === 0)) await evaluate(done);
   }
 }

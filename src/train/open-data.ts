@@ -5,9 +5,10 @@ import { openClassificationList } from '../data/classification-set.js';
 import type { OnBadSample } from '../data/data-error.js';
 import { readNames } from '../data/list-file.js';
 import type { MapShape, Network } from '../model/layers.js';
+import { type FrontParams, type TailParams, frontOutput } from '../model/weights.js';
 import { type TailLayer, tailClasses, tailTruthKind } from '../model/tail-layers.js';
 import { openDetectionList } from '../data/detection-set.js';
-import { type TrainingData, classificationData, detectionData, syntheticData } from './training-data.js';
+import { type Evaluation, type TrainingData, classificationData, detectionData, syntheticData } from './training-data.js';
 
 export interface DataRequest {
   /** `synthetic` or a list file. */
@@ -48,4 +49,36 @@ function reportSkipped(skipped: number, problems: readonly string[], log: (line:
   log(`skipped ${skipped} bad sample${skipped > 1 ? 's' : ''}:`);
   for (const problem of problems.slice(0, 10)) log(`  ${problem}`);
   if (problems.length > 10) log(`  ... and ${problems.length - 10} more`);
+}
+
+export interface EvaluationRequest {
+  readonly net: Network;
+  readonly tail: readonly TailLayer[];
+  /** Read at every evaluation: the arrays training updates in place. */
+  readonly params: FrontParams;
+  readonly tailParams: TailParams;
+  readonly names?: string;
+  readonly onBadSample: OnBadSample;
+  readonly log: (line: string) => void;
+}
+
+/**
+ * `--valid LIST`: a function that evaluates the current weights on the list, on this device (the
+ * head): mAP at IoU 0.5 for a [region] tail, top-1 accuracy for a softmax tail. Batches of 4 keep
+ * each synchronous stretch short, so heartbeats to the peers still go out.
+ */
+export async function openEvaluation(list: string, request: EvaluationRequest): Promise<() => Promise<Evaluation[]>> {
+  const { evaluateClassifier, evaluateDetector } = await import('../eval/evaluate.js');
+  const kind = tailTruthKind(request.tail);
+  if (kind === null) throw new Error(`--valid ${list}: the model has no tail with a loss to evaluate`);
+  const model = { net: request.net, params: request.params, tail: request.tail, tailParams: request.tailParams };
+  if (kind === 'boxes') {
+    const set = openDetectionList(list, { classes: tailClasses(frontOutput(request.net), request.tail), onBadSample: request.onBadSample });
+    reportSkipped(set.report.skipped, set.report.problems, request.log);
+    return async () => [{ name: 'mAP@0.5', value: (await evaluateDetector(model, set, { batch: 4 })).map }];
+  }
+  if (!request.names) throw new Error(`--valid ${list}: a classification list needs --names FILE`);
+  const set = openClassificationList(list, readNames(request.names), { onBadSample: request.onBadSample });
+  reportSkipped(set.report.skipped, set.report.problems, request.log);
+  return async () => [{ name: 'accuracy', value: await evaluateClassifier(model, set, { batch: 4 }) }];
 }

@@ -21,6 +21,13 @@ export interface TrainingBatch {
   readonly truth: Truth | null;
 }
 
+/** One number from evaluating the model on held-out data. */
+export interface Evaluation {
+  /** e.g. "mAP@0.5" or "accuracy". */
+  readonly name: string;
+  readonly value: number;
+}
+
 export interface TrainingData {
   /** For the log: what is being read. */
   readonly description: string;

@@ -65,19 +65,22 @@ t.test('one device and three devices train a detector on data/shapes alike', asy
   const dir = mkdtempSync(join(tmpdir(), 'edgefuse-detect-train-'));
   const cfg = join(dir, 'small-detector.cfg');
   writeFileSync(cfg, CFG);
-  const run = async (devices: number) => {
+  const run = async (devices: number, extra: string[] = []) => {
     const out = join(dir, `d${devices}`);
     const runs = await runEdgeCluster(devices, () => [
-      '--model', cfg, '--grid', '2x2', '--steps', String(STEPS), '--data', 'data/shapes/train.txt',
+      ...extra, '--model', cfg, '--grid', '2x2', '--steps', String(STEPS), '--data', 'data/shapes/train.txt',
       '--checkpoint', join(out, 'rank{rank}'), '--checkpoint-every', String(STEPS), '--report', join(out, 'report{rank}.json'),
     ]);
     t.same(runs.map((r) => r.code), runs.map(() => 0), `${devices} device(s) exit 0`);
     if (runs.some((r) => r.code !== 0)) t.comment(runs.map((r) => r.log.slice(-1500)).join('\n---\n'));
-    const report = JSON.parse(readFileSync(join(out, 'report0.json'), 'utf8')) as { steps: { loss: number }[] };
+    const report = JSON.parse(readFileSync(join(out, 'report0.json'), 'utf8')) as { steps: { loss: number }[]; evaluations: { step: number; name: string; value: number }[] };
     const meta = readLatest(join(out, 'rank0'))!;
-    return { losses: report.steps.map((s) => s.loss), weights: readFileSync(join(out, 'rank0', meta.weightsFile)) };
+    return { losses: report.steps.map((s) => s.loss), weights: readFileSync(join(out, 'rank0', meta.weightsFile)), evaluations: report.evaluations, log: runs[0]!.log };
   };
-  const one = await run(1);
+  const one = await run(1, ['--valid', 'data/shapes/valid.txt', '--eval-every', '2']);
+  t.same(one.evaluations.map((e) => [e.step, e.name]), [[0, 'mAP@0.5'], [2, 'mAP@0.5'], [3, 'mAP@0.5']], 'evaluated before training, every 2 steps and at the end');
+  t.ok(one.evaluations.every((e) => e.value >= 0 && e.value <= 1), `mAP values: ${one.evaluations.map((e) => e.value.toFixed(4)).join(', ')}`);
+  t.match(one.log, /evaluation at step 3: mAP@0\.5 \d\.\d{4}/);
   const three = await run(3);
   t.equal(one.losses.length, STEPS);
   t.ok(one.losses.every((l) => Number.isFinite(l) && l > 0), `the loss is finite: ${one.losses.map((l) => l.toFixed(4)).join(', ')}`);
