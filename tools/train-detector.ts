@@ -5,7 +5,8 @@
 // Batches are read as the runtime reads them (same seeded order, no augmentation unless --augment).
 //   node dist/train-detector.js --model yolov2-shapes --data data/shapes --steps 100 [--lr X] [--burn-in N]
 //       [--eval-every K] [--init initial|random] [--gain G] [--augment] [--save FILE]
-import { writeFileSync } from 'node:fs';
+// --weights FILE starts from a whole-model .weights file (with --steps 0: only evaluates it).
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { openDetectionList } from '../src/data/detection-set.js';
@@ -18,7 +19,7 @@ import { initBackend } from '../src/fused/backend.js';
 import { linearLoss, referenceGradients } from '../src/fused/reference.js';
 import { loadModel } from '../src/model/load.js';
 import { parseTail } from '../src/model/tail-cfg.js';
-import { INITIAL_GAIN, encodeWeights, initialParams, initialTailParams, randomParams, randomTailParams } from '../src/model/weights.js';
+import { INITIAL_GAIN, decodeWeights, encodeWeights, setObjectnessPrior, initialParams, initialTailParams, randomParams, randomTailParams } from '../src/model/weights.js';
 import { applyUpdate, newOptimizerState } from '../src/train/optimizer.js';
 import { runTail } from '../src/train/tail.js';
 
@@ -26,7 +27,7 @@ const { values } = parseArgs({
   options: {
     model: { type: 'string' }, data: { type: 'string' }, steps: { type: 'string' }, batch: { type: 'string' }, lr: { type: 'string' },
     'burn-in': { type: 'string' }, 'eval-every': { type: 'string' }, seed: { type: 'string' }, save: { type: 'string' },
-    init: { type: 'string' }, gain: { type: 'string' }, augment: { type: 'boolean' },
+    init: { type: 'string' }, gain: { type: 'string' }, augment: { type: 'boolean' }, weights: { type: 'string' }, 'objectness-prior': { type: 'string' },
   },
 });
 const parsed = loadModel(values.model ?? 'yolov2-shapes');
@@ -53,9 +54,14 @@ const init = values.init ?? 'initial';
 const gain = Number(values.gain ?? INITIAL_GAIN);
 if (init !== 'initial' && init !== 'random') throw new Error('--init is initial or random');
 console.log(`init ${init}${init === 'initial' ? ` (gain ${gain.toFixed(3)})` : ''}, augmentation ${values.augment ? 'jitter 0.2 and flips' : 'off (as the runtime)'}`);
-const model: Model = init === 'initial'
+const loaded = values.weights ? decodeWeights(net, new Uint8Array(readFileSync(values.weights)), values.weights, tail) : null;
+const model: Model = loaded ? { net, params: loaded.params, tail, tailParams: loaded.tailParams! } : init === 'initial'
   ? { net, params: initialParams(net, seed, gain), tail, tailParams: initialTailParams(net, tail, seed, gain) }
   : { net, params: randomParams(net, seed), tail, tailParams: randomTailParams(net, tail, seed) };
+if (values['objectness-prior'] && !loaded) {
+  setObjectnessPrior(model.params, model.tailParams, tail, Number(values['objectness-prior']));
+  console.log(`objectness prior ${values['objectness-prior']}`);
+}
 const frontState = newOptimizerState(model.params);
 const tailState = newOptimizerState(model.tailParams);
 

@@ -15,7 +15,7 @@ import { loadModel } from '../model/load.js';
 import { withInputSize } from '../model/presets.js';
 import { parseTail } from '../model/tail-cfg.js';
 import { type TailLayer, describeTail, limitFront, tailClasses } from '../model/tail-layers.js';
-import { type FrontParams, type TailParams, decodeWeights, frontOutput, initialParams, initialTailParams } from '../model/weights.js';
+import { type FrontParams, type TailParams, OBJECTNESS_PRIOR, decodeWeights, frontOutput, initialParams, initialTailParams, setObjectnessPrior } from '../model/weights.js';
 import { createInMemoryCluster } from '../peers/in-memory.js';
 import { parsePeers } from '../peers/peer-list.js';
 import { type PeerAddress, PeerNode } from '../peers/peer-node.js';
@@ -232,6 +232,8 @@ export async function trainCommand(argv: string[]): Promise<number> {
   } else {
     params = initialParams(net, setup.seed);
     tailParams = isHead ? initialTailParams(net, tail, setup.seed) : [];
+    // A [region]'s objectness starts at OBJECTNESS_PRIOR (README, Detection); no-op for other tails.
+    setObjectnessPrior(params, tailParams, tail, OBJECTNESS_PRIOR);
   }
   const state = newOptimizerState(params);
   const tailState = newOptimizerState(tailParams);

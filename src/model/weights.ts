@@ -138,6 +138,27 @@ export function initialTailParams(net: Network, tail: readonly TailLayer[], seed
   return initialLayoutParams(tailLayouts(frontOutput(net), tail), seededRandom((seed ^ TAIL_STREAM) >>> 0), gain);
 }
 
+/**
+ * Sets the objectness biases of the convolution that feeds a final [region] so that every anchor
+ * starts at objectness `probability` (a prior, as RetinaNet's): the no-object term then starts
+ * small instead of dominating the first steps. In place; the convolution is the last one of the
+ * tail, else of the front. No-op without a [region].
+ */
+/** The objectness the training command starts every anchor of a [region] at. */
+export const OBJECTNESS_PRIOR = 0.01;
+
+export function setObjectnessPrior(params: FrontParams, tailParams: TailParams, tail: readonly TailLayer[], probability: number): void {
+  const region = tail[tail.length - 1];
+  if (region?.kind !== 'region') return;
+  // A device without the tail holds no tail parameters: whether the tail has weighted layers decides.
+  const inTail = tail.some((layer) => layer.kind === 'conv' || layer.kind === 'connected');
+  const last = [...(inTail ? tailParams : params)].reverse().find((p) => p);
+  if (!last) return;
+  const entries = 5 + region.classes;
+  const logit = Math.log(probability / (1 - probability));
+  for (let a = 0; a < region.anchors.length; a++) last.biases[a * entries + 4] = logit;
+}
+
 /** Darknet stores filters [out][in][kh][kw]; tfjs wants [kh][kw][in][out]. */
 function convertFilter(src: Float32Array, size: number, inC: number, outC: number, to: 'tfjs' | 'darknet'): Float32Array {
   const dst = new Float32Array(src.length);
