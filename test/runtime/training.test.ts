@@ -98,7 +98,10 @@ function launch(devices: number, flags: string[]) {
   return spawnSync(process.execPath, ['dist/cluster.js', '--devices', String(devices), ...flags], { encoding: 'utf8', env: bundleEnv(), timeout: 240_000 });
 }
 
-// The training command starts from initialParams (randomParams is the in-process tests' draw).
+// The training command starts from initialParams (randomParams is the in-process tests' draw). Its
+// biases start at 0, so after a few steps a bias array's largest value is tiny and a difference
+// relative to it says little (4 devices, grid 3x2, groups all: 2.6e-4 at rate 0.01, 3.9e-3 at 0.001);
+// differences are measured against at least 0.01.
 t.test('device processes started by the launcher train to the reference weights', async (t) => {
   const net = withBatch(withInputSize(presetCfg('yolov2-front').network, 64, 64), 1);
   const reference = await referenceTraining(net, initialParams(net, SEED), STEPS, SEED);
@@ -111,8 +114,8 @@ t.test('device processes started by the launcher train to the reference weights'
     const meta = readLatest(join(dir, 'rank0'))!;
     t.equal(meta.step, STEPS);
     const { params } = decodeWeights(net, new Uint8Array(readFileSync(join(dir, 'rank0', meta.weightsFile))));
-    const error = paramsRelativeError(params, reference);
-    t.ok(error < 1e-4, `${devices} devices, grid ${grid}, groups ${groups}: ${error.toExponential(2)}`);
+    const error = paramsRelativeError(params, reference, 0.01);
+    t.ok(error < 1e-4, `${devices} devices, grid ${grid}, groups ${groups}: ${error.toExponential(2)} (unfloored ${paramsRelativeError(params, reference).toExponential(2)})`);
   }
 });
 
