@@ -15,7 +15,7 @@ import { loadModel } from '../model/load.js';
 import { withInputSize } from '../model/presets.js';
 import { parseTail } from '../model/tail-cfg.js';
 import { type TailLayer, describeTail, limitFront, tailClasses } from '../model/tail-layers.js';
-import { type FrontParams, type TailParams, decodeWeights, frontOutput, randomParams, randomTailParams } from '../model/weights.js';
+import { type FrontParams, type TailParams, OBJECTNESS_PRIOR, decodeWeights, frontOutput, initialParams, initialTailParams, setObjectnessPrior } from '../model/weights.js';
 import { createInMemoryCluster } from '../peers/in-memory.js';
 import { parsePeers } from '../peers/peer-list.js';
 import { type PeerAddress, PeerNode } from '../peers/peer-node.js';
@@ -48,7 +48,7 @@ Model and plan
   --input HxW              input size                                               [from cfg]
   --front N                tile-partition only the first N layers; with a tail, the others
                            run first in the tail                   [every leading conv/maxpool]
-  --weights FILE           initial Darknet .weights of the whole model   [seeded random init]
+  --weights FILE           initial Darknet .weights of the whole model   [seeded init: initialParams]
   --grid RxC|auto          tile grid over the front's output          [near-square, >= devices]
   --forward-groups S|auto  each | all | start layers such as 0,8,10,12,14                [each]
   --backward-groups S|auto same syntax                                [the forward grouping]
@@ -230,8 +230,10 @@ export async function trainCommand(argv: string[]): Promise<number> {
     params = loaded.params;
     tailParams = isHead ? loaded.tailParams! : [];
   } else {
-    params = randomParams(net, setup.seed);
-    tailParams = isHead ? randomTailParams(net, tail, setup.seed) : [];
+    params = initialParams(net, setup.seed);
+    tailParams = isHead ? initialTailParams(net, tail, setup.seed) : [];
+    // A [region]'s objectness starts at OBJECTNESS_PRIOR (README, Detection); no-op for other tails.
+    setObjectnessPrior(params, tailParams, tail, OBJECTNESS_PRIOR);
   }
   const state = newOptimizerState(params);
   const tailState = newOptimizerState(tailParams);

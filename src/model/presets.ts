@@ -34,7 +34,7 @@ const TINY_CLASSIFIER = [
  * cells of the 6x6 grid. The schedule was chosen by a short single-process run (README, Tail).
  */
 const YOLOV2_SHAPES = [
-  '[net]\nbatch=8\nwidth=96\nheight=96\nchannels=3\nlearning_rate=0.001\nmomentum=0.9\ndecay=0.0005\nburn_in=40\npolicy=steps\nsteps=4000,6000\nscales=.1,.1\nmax_batches=8000\n',
+  '[net]\nbatch=8\nwidth=96\nheight=96\nchannels=3\nlearning_rate=0.004\nmomentum=0.9\ndecay=0.0005\nburn_in=20\npolicy=steps\nsteps=4000,6000\nscales=.1,.1\nmax_batches=8000\n',
   YOLOV2_FRONT.slice(YOLOV2_FRONT.indexOf('[convolutional]')),
   conv(128, 3),
   '[convolutional]\nsize=1\nstride=1\npad=1\nfilters=40\nactivation=linear\n',

@@ -105,6 +105,60 @@ export function randomTailParams(net: Network, tail: readonly TailLayer[], seed:
   return randomLayoutParams(tailLayouts(frontOutput(net), tail), seededRandom((seed ^ TAIL_STREAM) >>> 0));
 }
 
+/**
+ * Initial weights for training from scratch. Batch norm is frozen here (its statistics are never
+ * updated), so BN starts as the identity (scales 1, rolling means 0, variances 1) and biases at 0.
+ * Filters are uniform in +-gain * sqrt(2 / fan-in): gain 1 is Darknet's draw, which relies on
+ * batch norm's batch statistics to keep activations at unit scale; without them each leaky layer
+ * shrinks the signal's variance about threefold, and gain sqrt(3) (the He/Kaiming uniform bound,
+ * variance 2 / fan-in) keeps it.
+ */
+function initialLayoutParams(layouts: readonly ParamLayout[], random: () => number, gain: number): FrontParams {
+  return layouts.map((layout) => {
+    if (!layout) return null;
+    const { conv, inChannels } = layout;
+    const scale = gain * Math.sqrt(2 / (conv.size * conv.size * inChannels));
+    const n = conv.filters;
+    const filter = fillUniform(new Float32Array(conv.size * conv.size * inChannels * n), random, -scale, scale);
+    const biases = new Float32Array(n);
+    if (!conv.batchNormalize) return { filter, biases };
+    return { filter, biases, bn: { scales: new Float32Array(n).fill(1), mean: new Float32Array(n), variance: new Float32Array(n).fill(1) } };
+  });
+}
+
+/** The gain the training command uses (see initialLayoutParams). */
+export const INITIAL_GAIN = Math.sqrt(3);
+
+/** The training command's initial weights (randomParams is the tests' draw: BN far from identity). */
+export function initialParams(net: Network, seed: number, gain = INITIAL_GAIN): FrontParams {
+  return initialLayoutParams(frontLayouts(net), seededRandom(seed), gain);
+}
+
+export function initialTailParams(net: Network, tail: readonly TailLayer[], seed: number, gain = INITIAL_GAIN): TailParams {
+  return initialLayoutParams(tailLayouts(frontOutput(net), tail), seededRandom((seed ^ TAIL_STREAM) >>> 0), gain);
+}
+
+/**
+ * Sets the objectness biases of the convolution that feeds a final [region] so that every anchor
+ * starts at objectness `probability` (a prior, as RetinaNet's): the no-object term then starts
+ * small instead of dominating the first steps. In place; the convolution is the last one of the
+ * tail, else of the front. No-op without a [region].
+ */
+/** The objectness the training command starts every anchor of a [region] at. */
+export const OBJECTNESS_PRIOR = 0.01;
+
+export function setObjectnessPrior(params: FrontParams, tailParams: TailParams, tail: readonly TailLayer[], probability: number): void {
+  const region = tail[tail.length - 1];
+  if (region?.kind !== 'region') return;
+  // A device without the tail holds no tail parameters: whether the tail has weighted layers decides.
+  const inTail = tail.some((layer) => layer.kind === 'conv' || layer.kind === 'connected');
+  const last = [...(inTail ? tailParams : params)].reverse().find((p) => p);
+  if (!last) return;
+  const entries = 5 + region.classes;
+  const logit = Math.log(probability / (1 - probability));
+  for (let a = 0; a < region.anchors.length; a++) last.biases[a * entries + 4] = logit;
+}
+
 /** Darknet stores filters [out][in][kh][kw]; tfjs wants [kh][kw][in][out]. */
 function convertFilter(src: Float32Array, size: number, inC: number, outC: number, to: 'tfjs' | 'darknet'): Float32Array {
   const dst = new Float32Array(src.length);

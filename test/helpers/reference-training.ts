@@ -48,7 +48,8 @@ export async function referenceTailTraining(
 }
 
 /** Largest relative difference over all parameters (relative to each tensor's largest magnitude). */
-export function paramsRelativeError(a: FrontParams, b: FrontParams): number {
+/** Worst over arrays of max |a - b| / max |b|; `floor` bounds the denominator below (arrays that start at 0). */
+export function paramsRelativeError(a: FrontParams, b: FrontParams, floor = 0): number {
   let worst = 0;
   a.forEach((p, l) => {
     const q = b[l];
@@ -60,6 +61,7 @@ export function paramsRelativeError(a: FrontParams, b: FrontParams): number {
         diff = Math.max(diff, Math.abs(x[i]! - y[i]!));
         scale = Math.max(scale, Math.abs(y[i]!));
       }
+      scale = Math.max(scale, floor);
       worst = Math.max(worst, scale === 0 ? diff : diff / scale);
     }
   });

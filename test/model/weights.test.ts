@@ -3,7 +3,7 @@ import { parseCfg } from '../../src/model/cfg.js';
 import { presetCfg } from '../../src/model/presets.js';
 import { parseTail } from '../../src/model/tail-cfg.js';
 import { limitFront } from '../../src/model/tail-layers.js';
-import { decodeWeights, encodeWeights, randomParams, randomTailParams } from '../../src/model/weights.js';
+import { INITIAL_GAIN, decodeWeights, encodeWeights, initialParams, initialTailParams, randomParams, randomTailParams } from '../../src/model/weights.js';
 
 t.test('round trip through Darknet .weights', async (t) => {
   const net = presetCfg('tiny').network;
@@ -100,4 +100,23 @@ t.test("Darknet's connected order: biases, then weights [outputs][inputs] with i
   t.equal(at(0, 0, 0, 1), 12);
   t.equal(at(1, 2, 1, 1), 23);
   t.same(encodeWeights(parsed.network, [null], 0, { layers: tail, params: [connected, null] }), bytes, 'and back to the same bytes');
+});
+
+t.test('initialParams: identity batch norm, zero biases, He-uniform filters; the tail from its own stream', async (t) => {
+  const parsed = presetCfg('yolov2-shapes');
+  const { net, tail } = limitFront(parsed.network, parseTail(parsed.tail, parsed.file), 16);
+  const params = initialParams(net, 3);
+  const conv = net.layers[0]!;
+  if (conv.kind !== 'conv') throw new Error('layer 0 is a conv');
+  const p = params[0]!;
+  t.ok(p.bn!.scales.every((v) => v === 1) && p.bn!.mean.every((v) => v === 0) && p.bn!.variance.every((v) => v === 1), 'BN is the identity');
+  t.ok(params.every((q) => !q || q.biases.every((v) => v === 0)), 'biases are 0');
+  const bound = INITIAL_GAIN * Math.sqrt(2 / (conv.size * conv.size * 3));
+  const max = p.filter.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+  t.ok(max <= bound && max > 0.9 * bound, `filters within +-${bound.toFixed(3)} (max ${max.toFixed(3)})`);
+  t.same(initialParams(net, 3), params, 'seeded');
+  const tailParams = initialTailParams(net, tail, 3);
+  t.equal(tailParams.filter((q) => q).length, 2, 'the two head convolutions');
+  t.ok(tailParams[1]!.filter.length === 128 * 40 && !tailParams[1]!.bn, 'the 1x1 to 40 channels, no BN');
+  t.same(initialParams(net, 3), params, 'the tail does not change the front');
 });

@@ -13,7 +13,7 @@ import { train } from '../../src/loop/trainer.js';
 import { presetCfg } from '../../src/model/presets.js';
 import { parseTail } from '../../src/model/tail-cfg.js';
 import { limitFront } from '../../src/model/tail-layers.js';
-import { decodeWeights, randomParams, randomTailParams, seededRandom } from '../../src/model/weights.js';
+import { decodeWeights, initialParams, initialTailParams, seededRandom } from '../../src/model/weights.js';
 import { createInMemoryCluster } from '../../src/peers/in-memory.js';
 import { parseGrouping } from '../../src/tiles/groups.js';
 import { HEAD_RANK, buildTilePlan, stripEndpoints } from '../../src/tiles/plan.js';
@@ -51,7 +51,7 @@ const parsed = presetCfg('tiny-classifier');
 const { net, tail } = limitFront(parsed.network, parseTail(parsed.tail, parsed.file), 2);
 const classNames = readFileSync(names, 'utf8').trim().split('\n');
 const data = classificationData(openClassificationList(list, classNames), net, net.hyper.batch, SEED);
-const reference = await referenceTailTraining(net, tail, randomParams(net, SEED), randomTailParams(net, tail, SEED), STEPS, SEED, (step) => {
+const reference = await referenceTailTraining(net, tail, initialParams(net, SEED), initialTailParams(net, tail, SEED), STEPS, SEED, (step) => {
   const b = data.batch(step);
   if (b.truth?.kind !== 'classes') throw new Error('classification data gives classes');
   return { images: b.images, labels: b.truth.classIds };
@@ -63,8 +63,8 @@ t.test('in-process devices: input from the head, or read everywhere, equals one 
     const plan = buildTilePlan({ net, grid: { rows: 2, cols: 2 }, devices, batch: net.hyper.batch, forwardGroups: grouping, backwardGroups: grouping, tail });
     const results = await Promise.all(createInMemoryCluster(devices, stripEndpoints(plan)).map(async (exchange) => {
       const isHead = exchange.rank === HEAD_RANK;
-      const runtime = await createDeviceRuntime({ plan, rank: exchange.rank, params: randomParams(net, SEED), threads: 0 });
-      const tailParams = isHead ? randomTailParams(net, tail, SEED) : [];
+      const runtime = await createDeviceRuntime({ plan, rank: exchange.rank, params: initialParams(net, SEED), threads: 0 });
+      const tailParams = isHead ? initialTailParams(net, tail, SEED) : [];
       const reads = isHead || everyDevice;
       await train({
         runtime, exchange, params: runtime.params, state: newOptimizerState(runtime.params),

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { initBackend } from '../../src/fused/backend.js';
 import { presetCfg, withInputSize } from '../../src/model/presets.js';
-import { decodeWeights, randomParams } from '../../src/model/weights.js';
+import { decodeWeights, initialParams } from '../../src/model/weights.js';
 import { readLatest } from '../../src/train/checkpoint.js';
 import { bundleEnv, freePorts } from '../helpers/cluster.js';
 import { paramsRelativeError, referenceTraining } from '../helpers/reference-training.js';
@@ -84,7 +84,7 @@ t.test('kill, detect, resume', async (t) => {
   t.match(resumed[0]!.log(), new RegExp(`resumed from .* at step ${checkpointed}`));
   const net = { ...withInputSize(presetCfg('yolov2-front').network, 64, 64) };
   const batched = { ...net, hyper: { ...net.hyper, batch: 1 } };
-  const reference = await referenceTraining(batched, randomParams(batched, SEED), STEPS, SEED);
+  const reference = await referenceTraining(batched, initialParams(batched, SEED), STEPS, SEED);
   for (const r of [0, 1, 2]) {
     const meta = readLatest(join(dir, `rank${r}`))!;
     t.equal(meta.step, STEPS);

@@ -13,7 +13,7 @@ import type { Network } from '../../src/model/layers.js';
 import { presetCfg, withInputSize } from '../../src/model/presets.js';
 import { parseTail } from '../../src/model/tail-cfg.js';
 import { limitFront } from '../../src/model/tail-layers.js';
-import { decodeWeights, encodeWeights, randomParams, randomTailParams } from '../../src/model/weights.js';
+import { decodeWeights, encodeWeights, initialParams, initialTailParams, randomParams, randomTailParams } from '../../src/model/weights.js';
 import { createInMemoryCluster } from '../../src/peers/in-memory.js';
 import { parseGrouping } from '../../src/tiles/groups.js';
 import { HEAD_RANK, buildTilePlan, stripEndpoints } from '../../src/tiles/plan.js';
@@ -98,9 +98,13 @@ function launch(devices: number, flags: string[]) {
   return spawnSync(process.execPath, ['dist/cluster.js', '--devices', String(devices), ...flags], { encoding: 'utf8', env: bundleEnv(), timeout: 240_000 });
 }
 
+// The training command starts from initialParams (randomParams is the in-process tests' draw). Its
+// biases start at 0, so after a few steps a bias array's largest value is tiny and a difference
+// relative to it says little (4 devices, grid 3x2, groups all: 2.6e-4 at rate 0.01, 3.9e-3 at 0.001);
+// differences are measured against at least 0.01.
 t.test('device processes started by the launcher train to the reference weights', async (t) => {
   const net = withBatch(withInputSize(presetCfg('yolov2-front').network, 64, 64), 1);
-  const reference = await referenceTraining(net, randomParams(net, SEED), STEPS, SEED);
+  const reference = await referenceTraining(net, initialParams(net, SEED), STEPS, SEED);
   for (const [devices, grid, groups] of [[2, '2x2', 'each'], [4, '2x2', '0,8,10,12,14'], [4, '3x2', 'all']] as const) {
     const dir = mkdtempSync(join(tmpdir(), 'edgefuse-train-'));
     const run = launch(devices, ['--model', 'yolov2-front', '--input', '64x64', '--batch', '1', '--grid', grid, '--forward-groups', groups, '--learning-rate', '0.01', '--steps', String(STEPS), '--seed', String(SEED), '--checkpoint', join(dir, 'rank0'), '--checkpoint-every', String(STEPS), '--metrics-port', '0']);
@@ -110,15 +114,15 @@ t.test('device processes started by the launcher train to the reference weights'
     const meta = readLatest(join(dir, 'rank0'))!;
     t.equal(meta.step, STEPS);
     const { params } = decodeWeights(net, new Uint8Array(readFileSync(join(dir, 'rank0', meta.weightsFile))));
-    const error = paramsRelativeError(params, reference);
-    t.ok(error < 1e-4, `${devices} devices, grid ${grid}, groups ${groups}: ${error.toExponential(2)}`);
+    const error = paramsRelativeError(params, reference, 0.01);
+    t.ok(error < 1e-4, `${devices} devices, grid ${grid}, groups ${groups}: ${error.toExponential(2)} (unfloored ${paramsRelativeError(params, reference).toExponential(2)})`);
   }
 });
 
 t.test('device processes with a tail train to the reference weights', async (t) => {
   const net = withBatch(classifier.net, 2);
   const { tail } = classifier;
-  const reference = await referenceTailTraining(net, tail, randomParams(net, SEED), randomTailParams(net, tail, SEED), STEPS, SEED);
+  const reference = await referenceTailTraining(net, tail, initialParams(net, SEED), initialTailParams(net, tail, SEED), STEPS, SEED);
   for (const devices of [2, 4]) {
     const dir = mkdtempSync(join(tmpdir(), 'edgefuse-tail-'));
     const runs = await runEdgeCluster(devices, (rank) => ['--model', 'tiny-classifier', '--front', '2', '--batch', '2', '--grid', '2x2', '--forward-groups', 'each', '--learning-rate', '0.01', '--steps', String(STEPS), '--seed', String(SEED), '--checkpoint', join(dir, `rank${rank}`), '--checkpoint-every', String(STEPS)]);
