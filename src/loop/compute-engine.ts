@@ -2,7 +2,7 @@
 // inline engine runs them on the calling thread (tests, verification, memory-tight devices), the
 // worker engine on worker threads that share the arenas (src/loop/worker-engine.ts).
 import { frontTensors, disposeLayerTensors, type LayerTensors } from '../fused/layer-ops.js';
-import { mapShapes, type Network } from '../model/layers.js';
+import { type MapShape, type Network, mapShapes } from '../model/layers.js';
 import type { FrontParams } from '../model/weights.js';
 import type { BufferLocation } from '../memory/arena.js';
 import { wasmHeapBytes } from '../fused/wasm-kernels/heap.js';
@@ -26,13 +26,16 @@ export class InlineEngine implements ComputeEngine {
   readonly threads = 0;
   private tensors: LayerTensors[] | null = null;
   private busy = 0;
+  private readonly maps: readonly MapShape[];
 
   constructor(
     private readonly net: Network,
     private readonly batch: number,
     private readonly params: FrontParams,
     private readonly views: (location: BufferLocation) => Float32Array,
-  ) {}
+  ) {
+    this.maps = mapShapes(net);
+  }
 
   async loadParams(): Promise<void> {
     if (this.tensors) disposeLayerTensors(this.tensors);
@@ -43,7 +46,7 @@ export class InlineEngine implements ComputeEngine {
     if (!this.tensors) throw new Error('compute engine has no parameters: call loadParams() first');
     const started = performance.now();
     try {
-      runTask({ layers: this.net.layers, maps: mapShapes(this.net), batch: this.batch, params: this.tensors }, this.views, task, onPartial);
+      runTask({ layers: this.net.layers, maps: this.maps, batch: this.batch, params: this.tensors }, this.views, task, onPartial);
     } finally {
       this.busy += (performance.now() - started) / 1000;
     }
