@@ -78,7 +78,9 @@ try {
 node.onFailure((error) => {
   log(`failure: ${error.message}`);
   write({ rank, error: error.message, at: Date.now() });
-  process.exit(3);
+  // Stay up for one more peer timeout: exiting at once closes this device's links, and a slower
+  // peer would then report this device instead of noticing the failed one itself.
+  setTimeout(() => process.exit(3), Number(values['peer-timeout-ms']));
 });
 
 if (values.mode === 'idle') {
