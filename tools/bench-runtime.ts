@@ -20,7 +20,6 @@ const { values } = parseArgs({
 const run = (devices: number, flags: string[]): DeviceReport[] => runClusterWithReports(devices, [
   '--model', 'yolov2-front', '--input', `${values.input}x${values.input}`, '--batch', '1', '--steps', values.steps!, '--memory-limit', '8G', ...flags,
 ]);
-const later = steadySteps;
 
 // (1) Memory: one device unpartitioned, then 4 devices 2x2.
 const single = run(1, ['--grid', '1x1', '--forward-groups', 'each']);
@@ -30,7 +29,7 @@ const memoryRow = (name: string, r: DeviceReport) => ({
   measuredPeakMiB: mib(r.memory.measured.peakRssBytes), predictedMiB: mib(r.memory.predicted.totalBytes),
   predictionError: Math.round((r.memory.predicted.totalBytes / r.memory.measured.peakRssBytes - 1) * 1000) / 1000,
   computeHeapMiB: mib(r.memory.measured.computeHeapBytes), arenaMiB: mib(r.memory.measured.arenaBytes),
-  secondsPerStep: Math.round(mean(later(r).map((s) => s.seconds)) * 100) / 100,
+  secondsPerStep: Math.round(mean(steadySteps(r).map((s) => s.seconds)) * 100) / 100,
 });
 const memory = [memoryRow('1 device, 1x1', single[0]!), ...four.map((r) => memoryRow(`4 devices, 2x2 ${values.grouping}`, r))];
 const largestOfFour = Math.max(...four.map((r) => r.memory.measured.peakRssBytes));
@@ -40,7 +39,7 @@ const overlap: { overlap: boolean; repeat: number; secondsPerStep: number; compu
 for (let repeat = 0; repeat < Number(values.repeats); repeat++) {
   for (const on of [true, false]) {
     const reports = run(4, ['--grid', '2x2', '--forward-groups', values.grouping!, '--overlap', on ? 'on' : 'off']);
-    const steps = reports.flatMap(later);
+    const steps = reports.flatMap(steadySteps);
     overlap.push({
       overlap: on, repeat,
       secondsPerStep: Math.round(mean(steps.map((s) => s.seconds)) * 1000) / 1000,
