@@ -27,7 +27,7 @@ const { values } = parseArgs({
   options: {
     model: { type: 'string' }, data: { type: 'string' }, steps: { type: 'string' }, batch: { type: 'string' }, lr: { type: 'string' },
     'burn-in': { type: 'string' }, 'eval-every': { type: 'string' }, seed: { type: 'string' }, save: { type: 'string' },
-    init: { type: 'string' }, gain: { type: 'string' }, augment: { type: 'boolean' }, weights: { type: 'string' }, 'objectness-prior': { type: 'string' },
+    init: { type: 'string' }, adam: { type: 'boolean' }, gain: { type: 'string' }, augment: { type: 'boolean' }, weights: { type: 'string' }, 'objectness-prior': { type: 'string' },
   },
 });
 const parsed = loadModel(values.model ?? 'yolov2-shapes');
@@ -38,6 +38,7 @@ const hyper = {
   batch: Number(values.batch ?? base.hyper.batch),
   learningRate: Number(values.lr ?? base.hyper.learningRate),
   schedule: { ...base.hyper.schedule, burnIn: Number(values['burn-in'] ?? base.hyper.schedule.burnIn) },
+  ...(values.adam ? { adam: { b1: 0.9, b2: 0.999, eps: 0.0000001 } } : {}),
 };
 const net = { ...base, hyper };
 const steps = Number(values.steps ?? 100);
@@ -49,7 +50,7 @@ const train = openDetectionList(join(dataDir, 'train.txt'), { classes });
 const valid = openDetectionList(join(dataDir, 'valid.txt'), { classes });
 
 const backend = await initBackend();
-console.log(`backend ${backend.name}; ${net.name} ${net.input.height}x${net.input.width}, batch ${hyper.batch}, lr ${hyper.learningRate}, burn_in ${hyper.schedule.burnIn}, policy ${hyper.schedule.policy}; ${train.samples.length} train, ${valid.samples.length} valid images`);
+console.log(`backend ${backend.name}; ${net.name} ${net.input.height}x${net.input.width}, batch ${hyper.batch}, lr ${hyper.learningRate}, burn_in ${hyper.schedule.burnIn}, policy ${hyper.schedule.policy}, ${hyper.adam ? 'adam' : 'sgd'}; ${train.samples.length} train, ${valid.samples.length} valid images`);
 const init = values.init ?? 'initial';
 const gain = Number(values.gain ?? INITIAL_GAIN);
 if (init !== 'initial' && init !== 'random') throw new Error('--init is initial or random');
@@ -62,8 +63,8 @@ if (values['objectness-prior'] && !loaded) {
   setObjectnessPrior(model.params, model.tailParams, tail, Number(values['objectness-prior']));
   console.log(`objectness prior ${values['objectness-prior']}`);
 }
-const frontState = newOptimizerState(model.params);
-const tailState = newOptimizerState(model.tailParams);
+const frontState = newOptimizerState(model.params, hyper);
+const tailState = newOptimizerState(model.tailParams, hyper);
 
 const evaluate = async (step: number) => {
   const started = performance.now();

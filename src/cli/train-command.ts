@@ -235,8 +235,8 @@ export async function trainCommand(argv: string[]): Promise<number> {
     // A [region]'s objectness starts at OBJECTNESS_PRIOR (README, Detection); no-op for other tails.
     setObjectnessPrior(params, tailParams, tail, OBJECTNESS_PRIOR);
   }
-  const state = newOptimizerState(params);
-  const tailState = newOptimizerState(tailParams);
+  const state = newOptimizerState(params, net.hyper);
+  const tailState = newOptimizerState(tailParams, net.hyper);
   let firstStep = 0;
   if (values.resume) {
     const loaded = asUsage(() => loadCheckpoint(setup.checkpoint!, net, state, hash, isHead ? { layers: tail, state: tailState } : undefined));

@@ -19,6 +19,12 @@ export interface EvaluateOptions {
   readonly indices?: readonly number[];
 }
 
+/**
+ * Lets timers run between batches: awaiting a backend's data resolves as a microtask, so without
+ * this a whole evaluation is one synchronous stretch and a device's heartbeats stop meanwhile.
+ */
+const yieldToTimers = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
 const chunks = (indices: readonly number[], size: number): number[][] =>
   Array.from({ length: Math.ceil(indices.length / size) }, (_, k) => indices.slice(k * size, (k + 1) * size));
 
@@ -37,6 +43,7 @@ export async function evaluateDetector(
     const output = await runNetwork(model, loaded.images, indices.length);
     detections.push(...batchDetections(output, indices.length, layer, detect));
     truths.push(...loaded.boxes);
+    await yieldToTimers();
   }
   return { ...meanAveragePrecision(detections, truths, layer.classes, options.iou ?? DEFAULT_MAP_IOU), detections, truths };
 }
@@ -53,6 +60,7 @@ export async function evaluateClassifier(model: Model, set: ClassificationSet, o
     classes = output.shape.channels;
     logits.push(...output.values);
     labels.push(...loaded.classIds);
+    await yieldToTimers();
   }
   return classificationAccuracy(Float32Array.from(logits), classes, Int32Array.from(labels));
 }

@@ -170,6 +170,11 @@ export async function train(options: TrainerOptions): Promise<void> {
     if (tailResult) localLoss = tailResult.loss;
     const loss = new Float32Array([localLoss]);
     await exchange.allReduceSum(lossBucket(step), loss);
+    // Every device sees the same summed loss, so all stop here together, before a non-finite
+    // gradient reaches the weights or a checkpoint.
+    if (!Number.isFinite(loss[0]!)) {
+      throw new Error(`step ${step + 1}: the loss is ${loss[0]}, training diverged; the weights were not updated and the last checkpoint is intact (try a lower --learning-rate)`);
+    }
     const rate = applyUpdate(params, state, gradients, net.hyper, step);
     if (tail && tailResult) applyUpdate(tail.params, tail.state, tailResult.gradients, net.hyper, step);
     const done = step + 1;

@@ -158,6 +158,10 @@ export function parseCfg(text: string, file = '<cfg>', name = file): ParsedCfg {
     width: netReader.int('width', undefined, 1),
     channels: netReader.int('channels', undefined, 1),
   };
+  // Darknet's parse_net_options: adam=1 switches the update to Adam; B1, B2 and eps (keys are read
+  // case-insensitively here) are read either way.
+  const useAdam = netReader.int('adam', 0, 0) !== 0;
+  const adam = { b1: netReader.float('b1', 0.9), b2: netReader.float('b2', 0.999), eps: netReader.float('eps', 0.0000001) };
   const hyper = {
     batch: netReader.int('batch', 1, 1),
     learningRate: netReader.float('learning_rate', 0.001),
@@ -171,6 +175,7 @@ export function parseCfg(text: string, file = '<cfg>', name = file): ParsedCfg {
       maxBatches: netReader.int('max_batches', 0, 0),
       burnIn: netReader.int('burn_in', 0, 0),
     },
+    ...(useAdam ? { adam } : {}),
   };
   if (hyper.schedule.steps.length !== hyper.schedule.scales.length) {
     throw new CfgError(file, net.line, `[net] has ${hyper.schedule.steps.length} steps but ${hyper.schedule.scales.length} scales`);

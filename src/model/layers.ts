@@ -50,6 +50,14 @@ export interface NetHyper {
   readonly momentum: number;
   readonly decay: number;
   readonly schedule: LearningRatePolicy;
+  /** Darknet's `adam=1` with its B1, B2 and eps; absent: SGD with momentum. */
+  readonly adam?: AdamHyper;
+}
+
+export interface AdamHyper {
+  readonly b1: number;
+  readonly b2: number;
+  readonly eps: number;
 }
 
 export const CONSTANT_SCHEDULE: LearningRatePolicy = { policy: 'constant', steps: [], scales: [], power: 4, maxBatches: 0, burnIn: 0 };

@@ -34,12 +34,12 @@ const TINY_CLASSIFIER = [
  * cells of the 6x6 grid. The schedule was chosen by a short single-process run (README, Tail).
  */
 const YOLOV2_SHAPES = [
-  '[net]\nbatch=8\nwidth=96\nheight=96\nchannels=3\nlearning_rate=0.004\nmomentum=0.9\ndecay=0.0005\nburn_in=20\npolicy=steps\nsteps=4000,6000\nscales=.1,.1\nmax_batches=8000\n',
+  '[net]\nbatch=8\nwidth=96\nheight=96\nchannels=3\nlearning_rate=0.001\nmomentum=0.9\ndecay=0.0005\nadam=1\nburn_in=20\npolicy=steps\nsteps=4000,6000\nscales=.1,.1\nmax_batches=8000\n',
   YOLOV2_FRONT.slice(YOLOV2_FRONT.indexOf('[convolutional]')),
   conv(128, 3),
   '[convolutional]\nsize=1\nstride=1\npad=1\nfilters=40\nactivation=linear\n',
   '[region]\nanchors=0.94,0.94, 1.23,1.24, 1.56,1.57, 1.92,1.93, 2.41,2.41\nbias_match=1\nclasses=3\ncoords=4\nnum=5\nsoftmax=1\njitter=.2\nrescore=1\n' +
-    'object_scale=5\nnoobject_scale=1\nclass_scale=1\ncoord_scale=1\nabsolute=1\nthresh=.6\nrandom=0\n',
+    'object_scale=5\nnoobject_scale=1\nclass_scale=1\ncoord_scale=1\nabsolute=1\nthresh=.6\nrandom=0\nlogistic_gradient=0\n',
 ].join('\n');
 
 export const PRESETS: Readonly<Record<string, string>> = {

@@ -42,5 +42,9 @@ export function parseRegion(section: CfgSection, reader: SectionReader, file: st
     noobjectScale: reader.float('noobject_scale', 1),
     classScale: reader.float('class_scale', 1),
     coordScale: reader.float('coord_scale', 1),
+    // edgefuse's own key (Darknet warns "Unused field" and goes on): 1 applies the logistic's
+    // gradient to the x, y and objectness deltas as backward_region_layer_gpu does; 0 applies the
+    // deltas to the raw inputs, as YOLOv3's yolo layer does (a cross-entropy gradient).
+    logisticGradient: reader.int('logistic_gradient', 1, 0) !== 0,
   };
 }

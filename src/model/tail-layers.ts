@@ -45,6 +45,11 @@ export interface RegionLayer {
   readonly noobjectScale: number;
   readonly classScale: number;
   readonly coordScale: number;
+  /**
+   * x, y and objectness terms: squared error of the logistic (the delta times the logistic's
+   * gradient, YOLOv2 on the GPU), or cross-entropy of the logistic (the delta itself, as YOLOv3).
+   */
+  readonly logisticGradient: boolean;
 }
 
 /** Entries per anchor in a region's input: x, y, w, h, objectness, then the classes. */

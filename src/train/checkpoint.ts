@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import type { Network } from '../model/layers.js';
 import type { TailLayer } from '../model/tail-layers.js';
 import { type FrontParams, type TailParams, decodeWeights, encodeWeights } from '../model/weights.js';
-import type { OptimizerState } from './optimizer.js';
+import { type OptimizerState, stateBuffers } from './optimizer.js';
 
 export interface CheckpointMeta {
   /** Steps completed: training resumes at this step. */
@@ -47,9 +47,9 @@ function syncDirectory(dir: string): void {
   }
 }
 
-/** Momentum buffers in parameter order (biases, scales, filter per layer; front, then tail), little-endian floats. */
+/** Optimizer buffers in stateBuffers' order (front, then tail), little-endian floats. */
 function encodeState(states: readonly OptimizerState[]): Uint8Array {
-  const parts = states.flatMap((state) => state.updates.flatMap((u) => (u ? [u.biases, ...(u.scales ? [u.scales] : []), u.filter] : [])));
+  const parts = states.flatMap(stateBuffers);
   const out = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
   let at = 0;
   for (const p of parts) {
@@ -62,13 +62,10 @@ function encodeState(states: readonly OptimizerState[]): Uint8Array {
 function decodeState(bytes: Uint8Array, into: readonly OptimizerState[], file: string): void {
   const floats = new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength));
   let at = 0;
-  for (const u of into.flatMap((state) => state.updates)) {
-    if (!u) continue;
-    for (const p of [u.biases, ...(u.scales ? [u.scales] : []), u.filter]) {
-      if (at + p.length > floats.length) throw new Error(`${file} holds ${floats.length} floats, fewer than this model's optimizer state`);
-      p.set(floats.subarray(at, at + p.length));
-      at += p.length;
-    }
+  for (const p of into.flatMap(stateBuffers)) {
+    if (at + p.length > floats.length) throw new Error(`${file} holds ${floats.length} floats, fewer than this model's optimizer state`);
+    p.set(floats.subarray(at, at + p.length));
+    at += p.length;
   }
   if (at !== floats.length) throw new Error(`${file} holds ${floats.length} floats, this model's optimizer state has ${at}`);
 }

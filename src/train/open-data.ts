@@ -64,8 +64,9 @@ export interface EvaluationRequest {
 
 /**
  * `--valid LIST`: a function that evaluates the current weights on the list, on this device (the
- * head): mAP at IoU 0.5 for a [region] tail, top-1 accuracy for a softmax tail. Batches of 4 keep
- * each synchronous stretch short, so heartbeats to the peers still go out.
+ * head): mAP at IoU 0.5 for a [region] tail, top-1 accuracy for a softmax tail. One image per
+ * forward pass, with the event loop's timers run in between, so heartbeats to the peers still go
+ * out on a loaded machine.
  */
 export async function openEvaluation(list: string, request: EvaluationRequest): Promise<() => Promise<Evaluation[]>> {
   const { evaluateClassifier, evaluateDetector } = await import('../eval/evaluate.js');
@@ -75,10 +76,10 @@ export async function openEvaluation(list: string, request: EvaluationRequest): 
   if (kind === 'boxes') {
     const set = openDetectionList(list, { classes: tailClasses(frontOutput(request.net), request.tail), onBadSample: request.onBadSample });
     reportSkipped(set.report.skipped, set.report.problems, request.log);
-    return async () => [{ name: 'mAP@0.5', value: (await evaluateDetector(model, set, { batch: 4 })).map }];
+    return async () => [{ name: 'mAP@0.5', value: (await evaluateDetector(model, set, { batch: 1 })).map }];
   }
   if (!request.names) throw new Error(`--valid ${list}: a classification list needs --names FILE`);
   const set = openClassificationList(list, readNames(request.names), { onBadSample: request.onBadSample });
   reportSkipped(set.report.skipped, set.report.problems, request.log);
-  return async () => [{ name: 'accuracy', value: await evaluateClassifier(model, set, { batch: 4 }) }];
+  return async () => [{ name: 'accuracy', value: await evaluateClassifier(model, set, { batch: 1 }) }];
 }

@@ -11,7 +11,7 @@ import type { RegionLayer } from '../../src/model/tail-layers.js';
 
 const region = (anchors: [number, number][], classes: number): RegionLayer => ({
   kind: 'region', classes, anchors: anchors.map(([w, h]) => ({ w, h })), thresh: 0.5, biasMatch: true, rescore: true,
-  objectScale: 5, noobjectScale: 1, classScale: 1, coordScale: 1,
+  objectScale: 5, noobjectScale: 1, classScale: 1, coordScale: 1, logisticGradient: true,
 });
 const det = (classId: number, score: number, cx: number, cy: number, w: number, h: number): Detection => ({ classId, score, cx, cy, w, h });
 const box = (classId: number, cx: number, cy: number, w: number, h: number): Box => ({ classId, cx, cy, w, h });

@@ -1,7 +1,8 @@
 // Darknet's forward_region_layer written out again as loops that write a delta array, in Darknet's
 // order with its overwrites, independently of src/train/region-*.ts: its own IoU (from corners), its
 // own activations, one index function. The logistic gradient is applied to the x, y and objectness
-// deltas as Darknet's backward_region_layer_gpu does. Also the loss whose gradient is -delta.
+// deltas as Darknet's backward_region_layer_gpu does, unless logistic_gradient=0 (the deltas as
+// they are, as YOLOv3's yolo layer). Also the loss whose gradient is -delta.
 import type { Box } from '../../src/data/detection-labels.js';
 import type { RegionLayer } from '../../src/model/tail-layers.js';
 
@@ -55,11 +56,19 @@ export function darknetRegion(
     cx: (i + out[at]!) / w, cy: (j + out[at + 1]!) / h,
     w: (Math.exp(z[at + 2]!) * l.anchors[n]!.w) / w, h: (Math.exp(z[at + 3]!) * l.anchors[n]!.h) / h,
   });
+  // With the logistic's gradient the term is a squared error of the logistic; without, its
+  // cross-entropy less the target's entropy (zero at a perfect prediction).
+  const logisticDelta = (target: number, p: number): number => (l.logisticGradient ? (target - p) * p * (1 - p) : target - p);
+  const logisticLoss = (target: number, p: number): number => {
+    if (l.logisticGradient) return 0.5 * (target - p) ** 2;
+    const plogq = (a: number, b: number): number => (a === 0 ? 0 : a * Math.log(b));
+    return -plogq(target, p) - plogq(1 - target, 1 - p) + plogq(target, target) + plogq(1 - target, 1 - target);
+  };
   const deltaBox = (truth: { cx: number; cy: number; w: number; h: number }, at: number, i: number, j: number, n: number, scale: number) => {
     const t = [truth.cx * w - i, truth.cy * h - j, Math.log((truth.w * w) / l.anchors[n]!.w), Math.log((truth.h * h) / l.anchors[n]!.h)];
     for (const k of [0, 1]) {
-      delta[at + k] = scale * (t[k]! - out[at + k]!) * out[at + k]! * (1 - out[at + k]!);
-      lossOf[at + k] = 0.5 * scale * (t[k]! - out[at + k]!) ** 2;
+      delta[at + k] = scale * logisticDelta(t[k]!, out[at + k]!);
+      lossOf[at + k] = scale * logisticLoss(t[k]!, out[at + k]!);
     }
     for (const k of [2, 3]) {
       delta[at + k] = scale * (t[k]! - z[at + k]!);
@@ -67,8 +76,8 @@ export function darknetRegion(
     }
   };
   const deltaObj = (at: number, scale: number, target: number) => {
-    delta[at + 4] = scale * (target - out[at + 4]!) * out[at + 4]! * (1 - out[at + 4]!);
-    lossOf[at + 4] = 0.5 * scale * (target - out[at + 4]!) ** 2;
+    delta[at + 4] = scale * logisticDelta(target, out[at + 4]!);
+    lossOf[at + 4] = scale * logisticLoss(target, out[at + 4]!);
   };
   let ignored = 0;
   let replaced = 0;

@@ -15,7 +15,7 @@ const output0Size = (net: Network) => {
 };
 
 export async function referenceTraining(net: Network, params: FrontParams, steps: number, seed: number): Promise<FrontParams> {
-  const state = newOptimizerState(params);
+  const state = newOptimizerState(params, net.hyper);
   const batch = net.hyper.batch;
   const target = syntheticTarget(net, batch, seed);
   for (let step = 0; step < steps; step++) {
@@ -34,8 +34,8 @@ export async function referenceTailTraining(
   /** The batch of each step; by default the trainer's synthetic images and labels. */
   batchOf?: (step: number) => { images: Float32Array; labels: Int32Array },
 ): Promise<{ params: FrontParams; tailParams: TailParams }> {
-  const state = newOptimizerState(params);
-  const tailState = newOptimizerState(tailParams);
+  const state = newOptimizerState(params, net.hyper);
+  const tailState = newOptimizerState(tailParams, net.hyper);
   const batch = net.hyper.batch;
   const classes = tailClasses(frontOutput(net), tail);
   for (let step = 0; step < steps; step++) {

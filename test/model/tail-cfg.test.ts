@@ -72,7 +72,7 @@ t.test('[region]: Darknet keys and defaults, the truth a tail needs', async (t) 
   const { parsed, tail } = tailOf(`${head}[region]\nclasses=1\nsoftmax=1\n`);
   t.same(tail, [{
     kind: 'region', classes: 1, anchors: [{ w: 0.5, h: 0.5 }], thresh: 0.5, biasMatch: false, rescore: false,
-    objectScale: 1, noobjectScale: 1, classScale: 1, coordScale: 1,
+    objectScale: 1, noobjectScale: 1, classScale: 1, coordScale: 1, logisticGradient: true,
   }], 'num=1, anchors .5, thresh .5 and unit scales by default');
   const input = mapShapes(parsed.network)[1]!;
   t.same(tailShapes(input, tail).map((m) => [m.height, m.width, m.channels]), [[4, 4, 6], [4, 4, 6]]);
@@ -98,10 +98,11 @@ coord_scale=3
 absolute=1
 thresh=.6
 random=1
+logistic_gradient=0
 `).tail[0];
   t.same(yolo, {
     kind: 'region', classes: 3, anchors: [{ w: 1.08, h: 1.19 }, { w: 3.42, h: 4.41 }], thresh: 0.6, biasMatch: true, rescore: true,
-    objectScale: 5, noobjectScale: 0.5, classScale: 2, coordScale: 3,
+    objectScale: 5, noobjectScale: 0.5, classScale: 2, coordScale: 3, logisticGradient: false,
   });
 });
 

@@ -21,6 +21,7 @@ channels=3
 learning_rate=0.001
 momentum=0.9
 decay=0.0005
+adam=1
 [convolutional]
 batch_normalize=1
 filters=8
@@ -58,6 +59,7 @@ object_scale=5
 noobject_scale=1
 class_scale=1
 coord_scale=1
+logistic_gradient=0
 thresh=.6
 `;
 

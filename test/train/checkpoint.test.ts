@@ -40,6 +40,22 @@ t.test('round trip', async (t) => {
   t.equal(loadCheckpoint(mkdtempSync(join(tmpdir(), 'edgefuse-empty-')), net, restored, 'plan-a'), null);
 });
 
+t.test('Adam\'s first and second moments round trip; an SGD checkpoint does not fit an Adam run', async (t) => {
+  const adamNet = { ...net, hyper: { ...net.hyper, adam: { b1: 0.9, b2: 0.999, eps: 1e-7 } } };
+  const dir = mkdtempSync(join(tmpdir(), 'edgefuse-ckpt-adam-'));
+  const params = randomParams(adamNet, 1);
+  const state = newOptimizerState(params, adamNet.hyper);
+  state.updates[0]!.filter.fill(0.25);
+  state.squares![0]!.biases.fill(0.5);
+  saveCheckpoint(dir, adamNet, params, state, 4, 'plan-a', 2);
+  const restored = newOptimizerState(params, adamNet.hyper);
+  loadCheckpoint(dir, adamNet, restored, 'plan-a');
+  t.same(restored, state);
+  const sgdDir = mkdtempSync(join(tmpdir(), 'edgefuse-ckpt-sgd-'));
+  saveCheckpoint(sgdDir, net, params, newOptimizerState(params), 4, 'plan-a', 2);
+  t.throws(() => loadCheckpoint(sgdDir, adamNet, newOptimizerState(params, adamNet.hyper), 'plan-a'), /fewer than this model's optimizer state/);
+});
+
 t.test('a full disk keeps the last complete checkpoint as the latest', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'edgefuse-full-'));
   try {

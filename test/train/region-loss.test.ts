@@ -41,9 +41,10 @@ function regionSection(random: Random): RegionCase {
     noobject_scale: uniform(random, 0.5, 2).toFixed(2),
     class_scale: uniform(random, 0.5, 2).toFixed(2),
     coord_scale: uniform(random, 0.5, 2).toFixed(2),
+    logistic_gradient: pick(random, [0, 1]),
   };
   const text = `[region]\n${Object.entries(keys).map(([k, v]) => `${k}=${v}`).join('\n')}\n`;
-  return { text, num, classes, describe: `num ${num} classes ${classes} thresh ${keys.thresh} bias_match ${keys.bias_match} rescore ${keys.rescore}` };
+  return { text, num, classes, describe: `num ${num} classes ${classes} thresh ${keys.thresh} bias_match ${keys.bias_match} rescore ${keys.rescore} logistic_gradient ${keys.logistic_gradient}` };
 }
 
 /** 0..4 boxes per image; sometimes a second box centred in the cell of the first. */
@@ -65,7 +66,7 @@ function randomTruths(random: Random, batch: number, classes: number, grid: { he
 const regionOf = (layers: readonly TailLayer[]) => layers[layers.length - 1] as RegionLayer;
 
 t.test('the region gradient is Darknet\'s delta, negated, term by term', async (t) => {
-  const seen = { ignored: 0, replaced: 0, shapeChoiceDiffers: 0, prior: 0, rescore: 0, biasMatch: 0 };
+  const seen = { ignored: 0, replaced: 0, shapeChoiceDiffers: 0, prior: 0, rescore: 0, biasMatch: 0, crossEntropy: 0 };
   for (let seed = 1; seed <= 40; seed++) {
     const random = seededRandom(seed);
     const region = regionSection(random);
@@ -93,6 +94,7 @@ t.test('the region gradient is Darknet\'s delta, negated, term by term', async (
     seen.prior += imagesSeen !== undefined && imagesSeen + batch < 12800 ? 1 : 0;
     seen.rescore += layer.rescore && truths.some((b) => b.length > 0) ? 1 : 0;
     seen.biasMatch += layer.biasMatch && truths.some((b) => b.length > 0) ? 1 : 0;
+    seen.crossEntropy += layer.logisticGradient ? 0 : 1;
   }
   // Every branch of Darknet's rules met at least once, so the comparison above means something.
   for (const [what, count] of Object.entries(seen)) t.ok(count > 0, `exercised: ${what} (${count})`);
