@@ -31,14 +31,28 @@ export function toPixels(box: { cx: number; cy: number; w: number; h: number }, 
   };
 }
 
-/** The image with every box outlined, as PNG bytes; lines about 0.6% of the height thick (at least 1 pixel). */
+/** Nearest-neighbour enlargement by an integer factor, so boxes on a small image stay legible. */
+export function enlarge(image: RgbImage, factor: number): RgbImage {
+  const width = image.width * factor;
+  const height = image.height * factor;
+  const data = new Float32Array(width * height * 3);
+  for (let y = 0; y < height; y++) {
+    for (let x = 0; x < width; x++) {
+      const from = (Math.floor(y / factor) * image.width + Math.floor(x / factor)) * 3;
+      data.set(image.data.subarray(from, from + 3), (y * width + x) * 3);
+    }
+  }
+  return { width, height, data };
+}
+
+/** The image with every box outlined, as PNG bytes; lines about 1% of the height thick (at least 1 pixel). */
 export function drawBoxes(image: RgbImage, boxes: readonly PixelBox[]): Buffer {
   const png = new PNG({ width: image.width, height: image.height });
   for (let p = 0; p < image.width * image.height; p++) {
     for (let c = 0; c < 3; c++) png.data[p * 4 + c] = Math.round(Math.min(Math.max(image.data[p * 3 + c]!, 0), 1) * 255);
     png.data[p * 4 + 3] = 255;
   }
-  const thickness = Math.max(1, Math.floor(image.height * 0.006));
+  const thickness = Math.max(1, Math.round(image.height * 0.01));
   const paint = (x: number, y: number, rgb: readonly number[]) => {
     if (x < 0 || y < 0 || x >= image.width || y >= image.height) return;
     png.data.set(rgb, (y * image.width + x) * 4);

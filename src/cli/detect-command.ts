@@ -15,8 +15,8 @@ import { loadModel } from '../model/load.js';
 import { parseTail } from '../model/tail-cfg.js';
 import { type RegionLayer, lossLayer } from '../model/tail-layers.js';
 import { decodeWeights } from '../model/weights.js';
-import { classColour, drawBoxes, toPixels } from './box-image.js';
-import { UsageError, asUsage } from './usage-error.js';
+import { classColour, drawBoxes, enlarge, toPixels } from './box-image.js';
+import { UsageError, asUsage, parsePositiveInt } from './usage-error.js';
 
 export const DETECT_HELP = `Usage: edge detect --model <cfg file|preset> --weights FILE [options] IMAGE
 
@@ -30,7 +30,10 @@ score: class name, score (objectness x class probability) and the box in pixels 
   --nms X        per-class non-maximum suppression IoU                          [${DEFAULT_NMS}]
   --names F      class names, one a line (for example data/shapes/shapes.names) [class N]
   --out F        also write the image with the boxes drawn as a PNG
+  --scale N      draw on the image enlarged N times (1-16), for small inputs     [1]
   --backend B    tensorflow | wasm | cpu                                        [best available]`;
+
+const MAX_SCALE = 16;
 
 function parseFraction(flag: string, text: string | undefined, fallback: number): number {
   if (text === undefined) return fallback;
@@ -74,7 +77,7 @@ export async function detectCommand(argv: string[]): Promise<number> {
       args: argv,
       options: {
         model: { type: 'string' }, weights: { type: 'string' }, thresh: { type: 'string' }, nms: { type: 'string' },
-        names: { type: 'string' }, out: { type: 'string' }, backend: { type: 'string' }, help: { type: 'boolean' },
+        names: { type: 'string' }, out: { type: 'string' }, scale: { type: 'string' }, backend: { type: 'string' }, help: { type: 'boolean' },
       },
       allowPositionals: true,
       strict: true,
@@ -89,6 +92,8 @@ export async function detectCommand(argv: string[]): Promise<number> {
   if (positionals.length !== 1) throw new UsageError(`detect needs exactly one image (PNG or JPEG), got ${positionals.length === 0 ? 'none' : positionals.join(' ')}`);
   const imageFile = positionals[0]!;
   const options = { thresh: parseFraction('--thresh', values.thresh, DEFAULT_DETECT_THRESH), nms: parseFraction('--nms', values.nms, DEFAULT_NMS) };
+  const scale = parsePositiveInt('--scale', values.scale, 1);
+  if (scale > MAX_SCALE) throw new UsageError(`--scale must be 1 to ${MAX_SCALE}, got ${scale}`);
   const backendName = values.backend ? asUsage(() => parseBackend(values.backend!)) : undefined;
   const { model, region } = asUsage(() => loadDetector(values.model!, values.weights!));
   const names = asUsage(() => classNames(values.names, region.classes));
@@ -102,7 +107,8 @@ export async function detectCommand(argv: string[]): Promise<number> {
   const boxes = batchDetections(output, 1, region, options)[0]!.map((d) => ({ ...d, ...toPixels(d, image.width, image.height) }));
   for (const b of boxes) console.log(`${names[b.classId]} ${b.score.toFixed(3)} left=${b.left} top=${b.top} right=${b.right} bottom=${b.bottom}`);
   if (values.out) {
-    writeFileSync(values.out, drawBoxes(image, boxes));
+    const drawn = scale === 1 ? image : enlarge(image, scale);
+    writeFileSync(values.out, drawBoxes(drawn, boxes.map((b) => ({ classId: b.classId, ...toPixels(b, drawn.width, drawn.height) }))));
     const legend = names.map((name, c) => `${name}: ${classColour(c).name}`).join(', ');
     console.error(`${boxes.length} boxes drawn into ${values.out} (${legend})`);
   }

@@ -51,6 +51,16 @@ t.test('boxes printed in pixels and drawn', async (t) => {
   const source = PNG.sync.read(readFileSync(IMAGE));
   t.same(pixel(40, 40), [...source.data.subarray((40 * 96 + 40) * 4, (40 * 96 + 40) * 4 + 3)], 'inside a box the image is unchanged');
 
+  const enlarged = join(dir, 'boxes-x3.png');
+  const scaled = edge(['--model', 'yolov2-shapes', '--weights', weights, '--out', enlarged, '--scale', '3', '--backend', 'wasm', IMAGE]);
+  t.equal(scaled.status, 0, scaled.stderr);
+  t.equal(scaled.stdout, run.stdout.replaceAll('square', 'class 1'), '--scale changes the drawing, not the printed pixels');
+  const big = PNG.sync.read(readFileSync(enlarged));
+  t.same([big.width, big.height], [288, 288]);
+  const bigPixel = (x: number, y: number) => [...big.data.subarray((y * 288 + x) * 4, (y * 288 + x) * 4 + 3)];
+  t.same(bigPixel(48, 120), [0, 200, 0], 'box edges at 3x the coordinates');
+  t.same(bigPixel(122, 121), pixel(40, 40), 'inside a box: the source pixel, enlarged');
+
   const strict = edge(['--model', 'yolov2-shapes', '--weights', weights, '--thresh', '0.95', '--backend', 'wasm', IMAGE]);
   t.equal(strict.status, 0, strict.stderr);
   t.equal(strict.stdout, '', 'nothing scores above 0.95');
@@ -76,6 +86,8 @@ t.test('bad input exits 2 naming the problem', async (t) => {
     [['--weights', weights, IMAGE], /detect needs --model/],
     [['--model', 'yolov2-shapes', '--weights', weights, '--names', join(dir, 'two.names'), IMAGE], /two\.names names 2 classes, the model's \[region\] has 3/],
     [['--model', 'yolov2-shapes', '--weights', weights, '--thresh', '2', IMAGE], /--thresh must be a number from 0 to 1, got "2"/],
+    [['--model', 'yolov2-shapes', '--weights', weights, '--scale', '0', IMAGE], /--scale must be a positive integer, got "0"/],
+    [['--model', 'yolov2-shapes', '--weights', weights, '--scale', '17', IMAGE], /--scale must be 1 to 16, got 17/],
   ];
   for (const [args, pattern] of cases) {
     const run = edge(args);
@@ -88,6 +100,6 @@ t.test('bad input exits 2 naming the problem', async (t) => {
 t.test('help', async (t) => {
   const run = edge(['--help']);
   t.equal(run.status, 0);
-  for (const flag of ['--model', '--weights', '--thresh', '--nms', '--names', '--out']) t.match(run.stdout, flag);
+  for (const flag of ['--model', '--weights', '--thresh', '--nms', '--names', '--out', '--scale']) t.match(run.stdout, flag);
   t.match(spawnSync(process.execPath, ['dist/edge.js', '--help'], { encoding: 'utf8' }).stdout, /edge detect/);
 });
