@@ -55,7 +55,7 @@ while (ports.length < devices) {
 const peers = ports.map((p) => `127.0.0.1:${p}`).join(',');
 const secret = randomBytes(16).toString('hex');
 const edge = join(dirname(fileURLToPath(import.meta.url)), 'edge.js');
-console.error(`cluster: ${devices} devices on ${peers}\ncluster: node dist/edge.js --peers ${peers} --rank I ${flags.join(' ')}`);
+console.error(`cluster: ${devices} device${devices === 1 ? '' : 's'} on ${peers}\ncluster: node dist/edge.js --peers ${peers} --rank I ${flags.join(' ')}`);
 
 const progress = runDir ? new JobProgress(runDir, devices) : null;
 const code = await runDevices({

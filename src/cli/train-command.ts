@@ -43,8 +43,8 @@ Cluster
   --metrics-port P         serve GET /metrics and /status on this port (0: off)  [peer port + 1000]
   --peer-timeout S         seconds of silence before a peer is declared dead                 [5]
 Model and plan
-  --model M                Darknet .cfg file or preset (yolov2-front, tiny, tiny-classifier)
-                                                                            [yolov2-front]
+  --model M                Darknet .cfg file or preset (yolov2-front, yolov2-shapes, tiny,
+                           tiny-classifier)                                     [yolov2-front]
   --input HxW              input size                                               [from cfg]
   --front N                tile-partition only the first N layers; with a tail, the others
                            run first in the tail                   [every leading conv/maxpool]
@@ -63,8 +63,17 @@ Training
   --steps N                optimizer steps                                                 [10]
   --batch N                images per step                                         [cfg batch]
   --learning-rate X, --momentum X, --decay X                                         [from cfg]
-  --data synthetic         seeded random images and targets or labels (the only source)
-                                                                               [synthetic]
+  --data synthetic|LIST    seeded random images and targets or labels, or a Darknet list file
+                           of images (detection: a .txt of boxes beside each image;
+                           classification: the class name in the path, with --names)  [synthetic]
+  --names FILE             class names, one a line (classification lists)
+  --bad-samples skip|fail  a missing or corrupt image or label line: skip it with a warning
+                           naming file and line, or stop                               [skip]
+  --data-local             every device reads --data itself (default: the head reads it and
+                           sends every tile its input region)
+  --valid LIST             head: evaluate on this list (mAP@0.5 for [region], accuracy for
+                           softmax) before training, every --eval-every steps and at the end
+  --eval-every N           steps between evaluations                               [only at the end]
   --seed N                 seed of weights and data                                         [1]
   --checksum-every N       compare weight checksums across devices every N steps           [5]
   --checkpoint DIR         write this device's checkpoints (Darknet .weights + optimizer state);
@@ -76,8 +85,9 @@ Training
   --help                   this text
 
 The front (the leading [convolutional]/[maxpool] layers) trains tile-parallel on every device. Layers
-after it ([convolutional], [maxpool], [avgpool], [connected], ending in [softmax]) are the tail: rank 0
-gathers the front's output, runs them with softmax's cross-entropy on seeded labels and sends each
+after it ([convolutional], [maxpool], [avgpool], [connected], ending in [softmax] or [region]) are the
+tail: rank 0 gathers the front's output, runs them with the loss layer (softmax's cross-entropy on
+class labels, [region]'s YOLOv2 loss on boxes; seeded labels with --data synthetic) and sends each
 tile its gradient back. Rank 0's checkpoints hold the whole network (a full Darknet file); the others'
 hold the front. A model without a tail trains its front against a seeded random target with a
 squared-error loss (the front-only setting of the reference measurements).`;
