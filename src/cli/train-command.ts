@@ -21,7 +21,7 @@ import { parsePeers } from '../peers/peer-list.js';
 import { type PeerAddress, PeerNode } from '../peers/peer-node.js';
 import { parseGrid } from '../tiles/grid.js';
 import { formatGrouping, parseGrouping } from '../tiles/groups.js';
-import { HEAD_RANK, buildTilePlan, stripEndpoints, tilesOfDevice } from '../tiles/plan.js';
+import { HEAD_RANK, buildTilePlan, clusterSize, stripEndpoints, tilesOfDevice } from '../tiles/plan.js';
 import { loadCheckpoint, writeAtomically } from '../train/checkpoint.js';
 import { newOptimizerState } from '../train/optimizer.js';
 import { openEvaluation, openTrainingData } from '../train/open-data.js';
@@ -59,6 +59,9 @@ Model and plan
   --backend B              tensorflow | wasm | cpu                          [best available]
   --workers N              compute worker threads (0: compute on the main thread)           [1]
   --overlap on|off         overlap communication with compute (off: to measure its gain)   [on]
+  --parallel tiles|data    tiles: every feature map split over the devices; data: the baseline
+                           where each device trains --batch / devices whole images (grid 1x1)
+                           and the devices sum their gradients                             [tiles]
 Training
   --steps N                optimizer steps                                                 [10]
   --batch N                images per step                                         [cfg batch]
@@ -115,7 +118,7 @@ export async function trainCommand(argv: string[]): Promise<number> {
         'metrics-port': { type: 'string' }, 'peer-timeout': { type: 'string' },
         model: { type: 'string' }, input: { type: 'string' }, front: { type: 'string' }, weights: { type: 'string' },
         grid: { type: 'string' }, 'forward-groups': { type: 'string' }, 'backward-groups': { type: 'string' }, profile: { type: 'string' },
-        'memory-limit': { type: 'string' }, backend: { type: 'string' }, workers: { type: 'string' }, overlap: { type: 'string' },
+        'memory-limit': { type: 'string' }, backend: { type: 'string' }, workers: { type: 'string' }, overlap: { type: 'string' }, parallel: { type: 'string' },
         steps: { type: 'string' }, batch: { type: 'string' }, 'learning-rate': { type: 'string' }, momentum: { type: 'string' }, decay: { type: 'string' },
         data: { type: 'string' }, valid: { type: 'string' }, 'eval-every': { type: 'string' }, names: { type: 'string' }, 'bad-samples': { type: 'string' }, 'data-local': { type: 'boolean' }, seed: { type: 'string' }, 'checksum-every': { type: 'string' },
         checkpoint: { type: 'string' }, 'checkpoint-every': { type: 'string' }, resume: { type: 'boolean' }, report: { type: 'string' }, help: { type: 'boolean' },
@@ -171,12 +174,21 @@ export async function trainCommand(argv: string[]): Promise<number> {
       },
     };
     const forwardText = values['forward-groups'] ?? 'each';
+    const parallel = values.parallel ?? 'tiles';
+    if (parallel !== 'tiles' && parallel !== 'data') throw new UsageError(`--parallel must be tiles or data, got "${parallel}"`);
+    if (parallel === 'data') {
+      // Each device is a replica holding whole images: nothing to split, so nothing to plan.
+      if (autoPlan) throw new UsageError('--parallel data trains whole images on every device: there is no grid or grouping to choose (auto)');
+      if (values.grid !== undefined && values.grid.trim() !== '1x1') throw new UsageError(`--parallel data trains whole images: --grid must be 1x1, got "${values.grid}"`);
+      if (batch % peers.length !== 0) throw new UsageError(`--parallel data splits the batch over the devices: --batch ${batch} is not a multiple of the ${peers.length} devices`);
+    }
+    const replicas = parallel === 'data' ? peers.length : 1;
     const chosen = autoPlan?.choosePlan({
       net, devices: peers.length, batch, rank, memoryLimit: values['memory-limit'] ?? '1G', profile: values.profile, workers: values.workers,
       grid: values.grid ?? defaultGrid(peers.length), forward: forwardText, backward: values['backward-groups'] ?? forwardText,
     });
     const plan = buildTilePlan({
-      net, grid: chosen?.grid ?? parseGrid(values.grid ?? defaultGrid(peers.length)), devices: peers.length, batch,
+      net, grid: chosen?.grid ?? parseGrid(values.grid ?? defaultGrid(peers.length / replicas)), devices: peers.length / replicas, batch: batch / replicas, replicas,
       forwardGroups: chosen?.forwardGroups ?? parseGrouping(forwardText, net.layers.length),
       backwardGroups: chosen?.backwardGroups ?? parseGrouping(values['backward-groups'] ?? forwardText, net.layers.length),
       tail,
@@ -200,14 +212,17 @@ export async function trainCommand(argv: string[]): Promise<number> {
     };
   });
   const { plan, rank, net, tail } = setup;
-  const isHead = tail.length > 0 && rank === HEAD_RANK;
+  // A data-parallel replica is device 0 of its own one-device plan, and runs the tail itself.
+  const tileRank = plan.replicas > 1 ? 0 : rank;
+  const isHead = tail.length > 0 && (rank === HEAD_RANK || plan.replicas > 1);
   const log = (line: string) => console.error(`[rank ${rank}] ${line}`);
   const hash = planHash(plan);
 
   // Refuse a plan that cannot fit before touching the network or allocating anything large.
   const runtimeBytes = process.memoryUsage().rss;
-  const estimate = estimateDeviceMemory(plan, rank, { runtimeBytes, workers: setup.workers });
-  log(`plan ${hash}: ${net.name} ${net.input.height}x${net.input.width}, grid ${plan.grid.rows}x${plan.grid.cols}, tiles ${tilesOfDevice(plan, rank).join(',')} of ${plan.tiles}, forward ${formatGrouping(plan.forwardGroups)}, backward ${formatGrouping(plan.backwardGroups)}, batch ${plan.batch}`);
+  const estimate = estimateDeviceMemory(plan, tileRank, { runtimeBytes, workers: setup.workers });
+  log(`plan ${hash}: ${net.name} ${net.input.height}x${net.input.width}, grid ${plan.grid.rows}x${plan.grid.cols}, tiles ${tilesOfDevice(plan, tileRank).join(',')} of ${plan.tiles}, forward ${formatGrouping(plan.forwardGroups)}, backward ${formatGrouping(plan.backwardGroups)}, batch ${plan.batch}` +
+    (plan.replicas > 1 ? ` (data-parallel replica ${rank} of ${plan.replicas}: images ${rank * plan.batch}..${(rank + 1) * plan.batch - 1} of every batch of ${plan.batch * plan.replicas})` : ''));
   if (isHead) log(`tail on this device: ${describeTail(tail)} (${tailClasses(frontOutput(net), tail)} classes)`);
   else if (tail.length > 0) log(`tail (${describeTail(tail)}) on rank ${HEAD_RANK}`);
   log(`predicted peak memory of this device:\n${formatEstimate(estimate, setup.memoryLimit)}`);
@@ -217,11 +232,11 @@ export async function trainCommand(argv: string[]): Promise<number> {
 
 
   const status: DeviceStatus = {
-    rank, devices: plan.devices, backend: setup.backend ?? 'best available',
+    rank, devices: clusterSize(plan), backend: setup.backend ?? 'best available',
     plan: {
       model: net.name, input: `${net.input.height}x${net.input.width}`, grid: `${plan.grid.rows}x${plan.grid.cols}`,
       forwardGroups: formatGrouping(plan.forwardGroups), backwardGroups: formatGrouping(plan.backwardGroups), batch: plan.batch,
-      tiles: tilesOfDevice(plan, rank), hash, predictedPeakBytes: estimate.totalBytes,
+      tiles: tilesOfDevice(plan, tileRank), hash, predictedPeakBytes: estimate.totalBytes,
     },
     step: 0, stepsTotal: setup.steps, loss: null, learningRate: null, lastStepSeconds: null, phases: null, state: 'starting', error: null,
     arena: {
@@ -264,12 +279,13 @@ export async function trainCommand(argv: string[]): Promise<number> {
   // with --data-local. The others receive their input regions from the head.
   const source = values.data ?? 'synthetic';
   const readsData = source === 'synthetic' || isHead || values['data-local'] === true;
+  const sendsInputs = isHead && plan.replicas === 1 && values['data-local'] !== true;
   const data: TrainingData = readsData
     ? asUsage(() => openTrainingData({
-        source, ...(values.names ? { names: values.names } : {}), onBadSample: setup.badSamples, net, frontOutput: frontOutput(net), tail, batch: plan.batch, seed: setup.seed, log,
+        source, ...(values.names ? { names: values.names } : {}), onBadSample: setup.badSamples, net, frontOutput: frontOutput(net), tail, batch: plan.batch * plan.replicas, seed: setup.seed, log,
       }))
     : { description: `${source} (read on rank ${HEAD_RANK})`, synthetic: false, batch: () => { throw new Error(`rank ${rank} does not read ${source}`); } };
-  log(`data: ${data.description}${source !== 'synthetic' ? (readsData ? (isHead && values['data-local'] !== true ? ', sent to every tile from here' : ', read on every device') : '') : ''}`);
+  log(`data: ${data.description}${source !== 'synthetic' ? (readsData ? (sendsInputs ? ', sent to every tile from here' : ', read on every device') : '') : ''}`);
 
   let node: PeerNode | null = null;
   let closeRuntime = async (): Promise<void> => undefined;
@@ -279,14 +295,14 @@ export async function trainCommand(argv: string[]): Promise<number> {
     : null;
   if (telemetry) log(`telemetry on http://${values.listen ?? '0.0.0.0'}:${telemetry.port}/metrics and /status`);
   try {
-    const exchange = plan.devices === 1
+    const exchange = clusterSize(plan) === 1
       ? createInMemoryCluster(1, stripEndpoints(plan))[0]!
       : (node = await PeerNode.start({
-          rank, peers: setup.peers, secret: setup.secret, planHash: hash, validator: planValidator(plan), tileDevice: stripEndpoints(plan),
+          rank, peers: setup.peers, secret: setup.secret, planHash: hash, validator: planValidator(plan, tailParams.reduce((n, p) => n + (p ? p.filter.length + p.biases.length + (p.bn ? p.bn.scales.length : 0) : 0), 0)), tileDevice: stripEndpoints(plan),
           listenHost: values.listen ?? '0.0.0.0', peerTimeoutMs: setup.peerTimeoutMs, log: (line) => console.error(line),
         }));
-    if (node) log(`connected to ${plan.devices - 1} peers`);
-    const runtime = await createDeviceRuntime({ plan, rank, params, threads: setup.workers, ...(setup.backend ? { backend: setup.backend } : {}), overlap: setup.overlap });
+    if (node) log(`connected to ${clusterSize(plan) - 1} peers`);
+    const runtime = await createDeviceRuntime({ plan, rank: tileRank, params, threads: setup.workers, ...(setup.backend ? { backend: setup.backend } : {}), overlap: setup.overlap });
     closeRuntime = () => runtime.engine.close();
     const backend = runtime.backend;
     for (const note of backend.notes) log(`note: ${note}`);
@@ -299,7 +315,7 @@ export async function trainCommand(argv: string[]): Promise<number> {
     const evaluations: { step: number; name: string; value: number }[] = [];
     // The head runs the tail (and evaluation) on this thread: give it the compute backend too.
     if (isHead && tail.length > 0) await (await import('../fused/backend.js')).ensureBackend(setup.backend);
-    const evaluate = isHead && values.valid ? await openEvaluation(values.valid, {
+    const evaluate = isHead && rank === HEAD_RANK && values.valid ? await openEvaluation(values.valid, {
       net, tail, params: runtime.params, tailParams, names: values.names, onBadSample: setup.badSamples, log,
     }) : null;
     await train({
@@ -337,7 +353,7 @@ export async function trainCommand(argv: string[]): Promise<number> {
           predicted: { totalBytes: estimate.totalBytes, rows: estimate.rows },
           // What one device training the same batch unpartitioned would need, by the same model.
           unpartitionedPredictedBytes: estimateDeviceMemory(
-            buildTilePlan({ net, grid: { rows: 1, cols: 1 }, devices: 1, batch: plan.batch, forwardGroups: plan.forwardGroups, backwardGroups: plan.backwardGroups, tail }),
+            buildTilePlan({ net, grid: { rows: 1, cols: 1 }, devices: 1, batch: plan.batch * plan.replicas, forwardGroups: plan.forwardGroups, backwardGroups: plan.backwardGroups, tail }),
             0, { runtimeBytes, workers: setup.workers },
           ).totalBytes,
           measured: { peakRssBytes, computeHeapBytes: runtime.engine.backendHeapBytes(), arenaBytes: runtime.arenas.reservedBytes },

@@ -3,12 +3,14 @@
 import { createHash } from 'node:crypto';
 import type { StripFields, ReduceFields } from '../peers/codec.js';
 import type { MessageValidator } from '../peers/peer-node.js';
-import { type TilePlan, headTile, stripEndpoints, stripPart, weightBucketLength } from '../tiles/plan.js';
+import { type TilePlan, clusterSize, headTile, stripEndpoints, stripPart, weightBucketLength } from '../tiles/plan.js';
 import { formatRegion, regionHeight, regionWidth } from '../tiles/region.js';
 
 export const weightBucket = (step: number, layer: number): string => `${step}/dW/${layer}`;
 export const lossBucket = (step: number): string => `${step}/loss`;
 export const checksumBucket = (step: number): string => `${step}/checksum`;
+/** Data-parallel replicas sum the tail's gradients too (every replica runs the tail). */
+export const tailBucket = (step: number): string => `${step}/tail`;
 /** Floats per device in a checksum reduction (16-bit pieces of the hash). */
 export const CHECKSUM_PIECES = 3;
 
@@ -24,11 +26,14 @@ export function planHash(plan: TilePlan): string {
     forward: plan.forwardGroups,
     backward: plan.backwardGroups,
     tileDevice: plan.tileDevice,
+    // Only when replicated, so other plans keep their hashes (and their checkpoints).
+    ...(plan.replicas > 1 ? { replicas: plan.replicas } : {}),
   });
   return createHash('sha256').update(canonical).digest('hex').slice(0, 16);
 }
 
-export function planValidator(plan: TilePlan): MessageValidator {
+/** `tailFloats`: the tail's parameter count, for the tail bucket of data-parallel replicas. */
+export function planValidator(plan: TilePlan, tailFloats = 0): MessageValidator {
   const endpoints = stripEndpoints(plan);
   const valid = plan.tail.length > 0 ? `tiles 0..${plan.tiles - 1} and the head ${headTile(plan)}` : `tiles 0..${plan.tiles - 1}`;
   return {
@@ -54,12 +59,13 @@ export function planValidator(plan: TilePlan): MessageValidator {
     },
     reduce(r: ReduceFields, floats: number): string | null {
       let length: number | null;
-      const match = /^(\d+)\/(dW\/(\d+)|loss|checksum)$/.exec(r.bucket);
+      const match = /^(\d+)\/(dW\/(\d+)|loss|checksum|tail)$/.exec(r.bucket);
       if (!match) return `unknown reduction bucket "${r.bucket.slice(0, 40)}"`;
       if (match[2] === 'loss') length = 1;
-      else if (match[2] === 'checksum') length = plan.devices * CHECKSUM_PIECES;
+      else if (match[2] === 'checksum') length = clusterSize(plan) * CHECKSUM_PIECES;
+      else if (match[2] === 'tail') length = plan.replicas > 1 && tailFloats > 0 ? tailFloats : null;
       else length = weightBucketLength(plan, Number(match[3]));
-      if (length === null) return `reduction bucket "${r.bucket}" names a layer without weights`;
+      if (length === null) return match[2] === 'tail' ? 'a tail reduction, but this plan has no replicated tail' : `reduction bucket "${r.bucket}" names a layer without weights`;
       if (r.offset + floats > length || floats === 0) return `reduce chunk [${r.offset}, ${r.offset + floats}) outside bucket "${r.bucket}" of ${length} floats`;
       return null;
     },

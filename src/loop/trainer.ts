@@ -7,17 +7,18 @@ import { tailClasses, tailTruthKind } from '../model/tail-layers.js';
 import type { FrontParams, TailParams } from '../model/weights.js';
 import type { Exchange } from '../peers/exchange.js';
 import { type RegionLayout, copySubRegion, extractSubRegion } from '../tiles/layout.js';
-import { HEAD_RANK } from '../tiles/plan.js';
+import { HEAD_RANK, clusterSize } from '../tiles/plan.js';
 import { wholeMap } from '../tiles/region.js';
 import { saveCheckpoint } from '../train/checkpoint.js';
-import { type OptimizerState, applyUpdate } from '../train/optimizer.js';
+import { type OptimizerState, type WeightGradient, applyUpdate } from '../train/optimizer.js';
 import { syntheticTarget } from '../train/synthetic.js';
-import { type Evaluation, type TrainingData, syntheticData } from '../train/training-data.js';
+import { type Evaluation, type TrainingBatch, type TrainingData, type Truth, syntheticData } from '../train/training-data.js';
 import type { TailResult } from '../train/tail.js';
 import { type DeviceRuntime, type PhaseSeconds, runDeviceStep } from './device-step.js';
 import { HeadExchange } from './head-exchange.js';
 import { InputExchange } from './input-exchange.js';
-import { CHECKSUM_PIECES, checksumBucket, lossBucket, planHash } from './plan-messages.js';
+import { CHECKSUM_PIECES, checksumBucket, lossBucket, planHash, tailBucket } from './plan-messages.js';
+import { ReplicaExchange } from './replica-exchange.js';
 
 export interface StepReport {
   readonly phases: PhaseSeconds;
@@ -99,38 +100,72 @@ export function squaredError(output: Float32Array, target: Float32Array, outputs
   return { loss, gradient };
 }
 
+/** Images `from` .. `to` of a batch and their labels. */
+function batchSlice(whole: TrainingBatch, images: number, from: number, to: number): TrainingBatch {
+  const perImage = whole.images.length / images;
+  const truth: Truth | null = whole.truth === null ? null
+    : whole.truth.kind === 'boxes' ? { kind: 'boxes', boxes: whole.truth.boxes.slice(from, to) } : { kind: 'classes', classIds: whole.truth.classIds.subarray(from, to) };
+  return { images: whole.images.subarray(from * perImage, to * perImage), truth };
+}
+
+/** Sums the replicas' tail gradients in place, in one reduction. */
+async function sumTailGradients(cluster: Exchange, step: number, gradients: readonly (WeightGradient | null)[]): Promise<void> {
+  const parts = gradients.flatMap((g) => (g ? [g.dFilter, g.dBiases, ...(g.dScales ? [g.dScales] : [])] : []));
+  const all = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    all.set(p, at);
+    at += p.length;
+  }
+  await cluster.allReduceSum(tailBucket(step), all);
+  at = 0;
+  for (const p of parts) {
+    p.set(all.subarray(at, at + p.length));
+    at += p.length;
+  }
+}
+
 export async function train(options: TrainerOptions): Promise<void> {
-  const { runtime, exchange, params, state } = options;
+  const { runtime, exchange: cluster, params, state } = options;
   const { plan } = runtime;
   const { net, batch } = plan;
+  // Data-parallel replicas run the tile plan on their own (strips stay on the device) and train
+  // images replica * batch .. of the cluster's batch; sums (gradients, loss, checksums) span the cluster.
+  const replicated = plan.replicas > 1;
+  if (cluster.size !== clusterSize(plan)) throw new Error(`the plan is for ${clusterSize(plan)} devices, the exchange connects ${cluster.size}`);
+  const exchange = replicated ? new ReplicaExchange(plan, cluster) : cluster;
+  const clusterBatch = batch * plan.replicas;
+  const mine = (whole: TrainingBatch): TrainingBatch =>
+    (replicated ? batchSlice(whole, clusterBatch, cluster.rank * batch, (cluster.rank + 1) * batch) : whole);
   const inputMap = plan.maps[0]!;
   const outputMap = plan.maps[plan.maps.length - 1]!;
   const inputLayout: RegionLayout = { region: wholeMap(inputMap.height, inputMap.width), batch, channels: inputMap.channels };
   const outputLayout: RegionLayout = { region: wholeMap(outputMap.height, outputMap.width), batch, channels: outputMap.channels };
   const hash = planHash(plan);
   const hasTail = plan.tail.length > 0;
-  const tail = hasTail && exchange.rank === HEAD_RANK ? options.tail : undefined;
-  if (hasTail && exchange.rank === HEAD_RANK && !tail) throw new Error(`rank ${HEAD_RANK} runs the tail but was given no tail parameters`);
+  // The head runs the tail; every replica is its own head.
   const isHead = exchange.rank === HEAD_RANK;
+  const tail = hasTail && isHead ? options.tail : undefined;
+  if (hasTail && isHead && !tail) throw new Error(`rank ${cluster.rank} runs the tail but was given no tail parameters`);
   const truthKind = tailTruthKind(plan.tail);
-  const data = options.data ?? syntheticData(net, batch, options.seed, truthKind && { kind: truthKind, classes: tailClasses(outputMap, plan.tail) });
+  const data = options.data ?? syntheticData(net, clusterBatch, options.seed, truthKind && { kind: truthKind, classes: tailClasses(outputMap, plan.tail) });
   if (!data.synthetic && !hasTail) throw new Error(`training on ${data.description} needs a tail that uses its labels; a front-only model trains on --data synthetic`);
   // A data set is read on the head only, which sends every tile the input it reads (unless every
   // device reads it itself: --data-local).
   const readsData = data.synthetic || isHead || options.dataOnEveryDevice === true;
-  const inputs = data.synthetic || options.dataOnEveryDevice ? null : new InputExchange(plan, exchange);
-  const target = hasTail ? null : syntheticTarget(net, batch, options.seed);
+  const inputs = data.synthetic || options.dataOnEveryDevice || replicated ? null : new InputExchange(plan, exchange);
+  const target = hasTail ? null : mine({ images: syntheticTarget(net, clusterBatch, options.seed), truth: null }).images;
   // tfjs loads only where the tail runs: the other devices' schedulers never need it.
   const runTail = tail ? (await import('../train/tail.js')).runTail : null;
   const evaluate = async (step: number) => {
-    if (!options.evaluate || !isHead) return;
+    if (!options.evaluate || cluster.rank !== HEAD_RANK) return;
     options.onEvaluation?.(step, await options.evaluate.run());
   };
   const lastStep = options.firstStep + options.steps;
   if (options.firstStep === 0 && options.steps > 0) await evaluate(0);
   for (let step = options.firstStep; step < lastStep; step++) {
     const started = performance.now();
-    const loaded = readsData ? data.batch(step) : null;
+    const loaded = readsData ? mine(data.batch(step)) : null;
     if (inputs) await inputs.distribute(step, isHead ? loaded!.images : null);
     let localLoss = 0;
     let tailMs = 0;
@@ -142,7 +177,7 @@ export async function train(options: TrainerOptions): Promise<void> {
       const truth = loaded!.truth;
       if (!truth || truth.kind !== truthKind) throw new Error(`the tail needs ${truthKind === 'boxes' ? 'boxes' : 'a class'} per image, ${data.description} gives ${truth ? truth.kind : 'no labels'}`);
       const labels = truth.kind === 'boxes' ? truth.boxes : truth.classIds;
-      const imagesSeen = step * batch;
+      const imagesSeen = step * clusterBatch;
       tailStep = head.gathered().then(async (output) => {
         const tailStarted = performance.now();
         const result = await runTail(outputMap, plan.tail, tail.params, output, labels, batch, { imagesSeen });
@@ -168,8 +203,9 @@ export async function train(options: TrainerOptions): Promise<void> {
     const tailResult = tailStep ? await tailStep : null;
     // Only the head has a tail loss; the others contribute 0 to the sum.
     if (tailResult) localLoss = tailResult.loss;
+    if (tailResult && replicated) await sumTailGradients(cluster, step, tailResult.gradients);
     const loss = new Float32Array([localLoss]);
-    await exchange.allReduceSum(lossBucket(step), loss);
+    await cluster.allReduceSum(lossBucket(step), loss);
     // Every device sees the same summed loss, so all stop here together, before a non-finite
     // gradient reaches the weights or a checkpoint.
     if (!Number.isFinite(loss[0]!)) {
@@ -178,12 +214,12 @@ export async function train(options: TrainerOptions): Promise<void> {
     const rate = applyUpdate(params, state, gradients, net.hyper, step);
     if (tail && tailResult) applyUpdate(tail.params, tail.state, tailResult.gradients, net.hyper, step);
     const done = step + 1;
-    if (options.checksumEvery > 0 && done % options.checksumEvery === 0) await compareChecksums(exchange, params, step);
+    if (options.checksumEvery > 0 && done % options.checksumEvery === 0) await compareChecksums(cluster, params, step);
     if (options.checkpoint && options.checkpoint.every > 0 && done % options.checkpoint.every === 0) {
-      saveCheckpoint(options.checkpoint.dir, net, params, state, done, hash, batch, tail && { layers: plan.tail, ...tail });
+      saveCheckpoint(options.checkpoint.dir, net, params, state, done, hash, clusterBatch, tail && { layers: plan.tail, ...tail });
       options.onCheckpoint?.(done, options.checkpoint.dir);
     }
-    options.onStep?.({ phases, step: done, loss: loss[0]! / batch, learningRate: rate, seconds: (performance.now() - started) / 1000, tailSeconds: tailMs / 1000 });
+    options.onStep?.({ phases, step: done, loss: loss[0]! / clusterBatch, learningRate: rate, seconds: (performance.now() - started) / 1000, tailSeconds: tailMs / 1000 });
     const every = options.evaluate?.every ?? 0;
     if (done === lastStep || (every > 0 && done % every === 0)) await evaluate(done);
   }

@@ -35,6 +35,11 @@ export interface TilePlan {
   readonly backward: readonly BackwardWindow[];
   /** Layers after the front, run by the head (empty: a front-only model). */
   readonly tail: readonly TailLayer[];
+  /**
+   * Data-parallel replicas (1: none). With N > 1 the cluster has N devices, each training `batch`
+   * images of its own through this one-device plan and summing gradients with the others.
+   */
+  readonly replicas: number;
 }
 
 export interface PlanRequest {
@@ -45,6 +50,7 @@ export interface PlanRequest {
   readonly forwardGroups: readonly LayerGroup[];
   readonly backwardGroups: readonly LayerGroup[];
   readonly tail?: readonly TailLayer[];
+  readonly replicas?: number;
 }
 
 export function buildTilePlan(request: PlanRequest): TilePlan {
@@ -58,6 +64,9 @@ export function buildTilePlan(request: PlanRequest): TilePlan {
     throw new Error(`devices must be between 1 and the ${tiles} tiles of grid ${grid.rows}x${grid.cols}, got ${devices}`);
   }
   if (!Number.isInteger(batch) || batch < 1) throw new Error(`batch must be a positive integer, got ${batch}`);
+  const replicas = request.replicas ?? 1;
+  if (!Number.isInteger(replicas) || replicas < 1) throw new Error(`replicas must be a positive integer, got ${replicas}`);
+  if (replicas > 1 && devices !== 1) throw new Error(`data-parallel replicas each train whole images on one device; a plan over ${devices} devices cannot be replicated`);
   const core = (map: number, tile: number): Region => coreRegion(grid, maps[map]!, tile);
   const tileIds = Array.from({ length: tiles }, (_, t) => t);
   const regionsFor = (first: number, last: number) =>
@@ -73,9 +82,12 @@ export function buildTilePlan(request: PlanRequest): TilePlan {
   return {
     net, maps, grid, tiles, devices, batch,
     tileDevice: tileIds.map((t) => Math.floor((t * devices) / tiles)),
-    forwardGroups, backwardGroups, forward, backward, tail,
+    forwardGroups, backwardGroups, forward, backward, tail, replicas,
   };
 }
+
+/** Devices in the cluster: those the tiles are spread over, times the data-parallel replicas. */
+export const clusterSize = (plan: TilePlan): number => plan.devices * plan.replicas;
 
 export const tilesOfDevice = (plan: TilePlan, rank: number): number[] =>
   plan.tileDevice.flatMap((device, tile) => (device === rank ? [tile] : []));
