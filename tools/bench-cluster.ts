@@ -4,7 +4,7 @@
 // `all` and the reference groupings from FACTS.md; step time, speedup against one device (and one
 // core of a device), peak memory per device and its reduction, bytes per step, and the planner's
 // predicted step time against the measured one. JSON, a Markdown table and an SVG chart.
-//   npm run build && sudo node dist/bench-cluster.js [--input 224] [--devices 1,2,3,4,6] [--cpus 0.33] [--groupings planner,each,all,reference] [--skip-one-core] [--out DIR]
+//   npm run build && sudo node dist/bench-cluster.js [--input 224] [--devices 1,2,3,4,6] [--cpus 0.33] [--groupings planner,each,all,reference,data] [--skip-one-core] [--out DIR]
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -21,8 +21,8 @@ const { values } = parseArgs({
     rate: { type: 'string', default: '100mbit' },
     steps: { type: 'string', default: '3' },
     'skip-one-core': { type: 'boolean', default: false },
-    /** Which of: planner, each, all, reference (both reference groupings). */
-    groupings: { type: 'string', default: 'planner,each,all,reference' },
+    /** Which of: planner, each, all, reference (both reference groupings), data (the data-parallel baseline: one image per device). */
+    groupings: { type: 'string', default: 'planner,each,all,reference,data' },
     out: { type: 'string', default: 'docs/bench-cluster' },
   },
 });
@@ -60,21 +60,26 @@ function plan(devices: number, fixed: string[] = []): { best: Candidate; runnerU
 }
 
 const emulator = (quota = cpus) => ({ name: 'emulator' as const, flags: ['--cpus', String(quota), '--rate', values.rate!, '--memory', '1G'] });
-const common = ['--model', 'yolov2-front', '--input', `${size}x${size}`, '--batch', '1', '--steps', values.steps!, '--memory-limit', '1G'];
+const common = ['--model', 'yolov2-front', '--input', `${size}x${size}`, '--steps', values.steps!, '--memory-limit', '1G'];
 const stepSeconds = (reports: DeviceReport[]) => mean(reports.flatMap((r) => steadySteps(r).map((s) => s.seconds)));
 
 interface Row {
-  devices: number; name: string; grid: string; forward: string; backward: string;
+  devices: number; name: string; grid: string; forward: string; backward: string; imagesPerStep: number;
+  /** Seconds per image: a step's time divided by its images (1 for the tile plans, one per device for data-parallel). */
   predictedSeconds: number; measuredSeconds: number; peakRssMiB: number; megabytesPerStep: number;
 }
 const rows: Row[] = [];
-function measure(devices: number, c: Candidate, quota = cpus): Row {
-  const reports = runClusterWithReports(devices, [...common, '--grid', c.grid, '--forward-groups', c.forward, '--backward-groups', c.backward], emulator(quota));
+function measure(devices: number, c: Candidate, quota = cpus, dataParallel = false): Row {
+  const images = dataParallel ? devices : 1;
+  const flags = dataParallel
+    ? ['--parallel', 'data', '--batch', String(images), '--grid', '1x1', '--forward-groups', c.forward, '--backward-groups', c.backward]
+    : ['--batch', '1', '--grid', c.grid, '--forward-groups', c.forward, '--backward-groups', c.backward];
+  const reports = runClusterWithReports(devices, [...common, ...flags], emulator(quota));
   const steps = Number(values.steps);
   return {
-    devices, name: c.name, grid: c.grid, forward: c.forward, backward: c.backward,
+    devices, name: c.name, grid: dataParallel ? '1x1 each' : c.grid, forward: c.forward, backward: c.backward, imagesPerStep: images,
     predictedSeconds: Math.round(c.predicted * 1000) / 1000,
-    measuredSeconds: Math.round(stepSeconds(reports) * 1000) / 1000,
+    measuredSeconds: Math.round((stepSeconds(reports) / images) * 1000) / 1000,
     peakRssMiB: Math.max(...reports.map((r) => mib(r.memory.measured.peakRssBytes))),
     megabytesPerStep: Math.round((reports.reduce((sum, r) => sum + r.transport.bytesSent, 0) / steps / 1e6) * 10) / 10,
   };
@@ -87,6 +92,11 @@ for (const devices of counts) {
   const others = wanted.flatMap((name) => runnerUps.find((r) => r.name === name && r.grid === best.grid) ?? runnerUps.find((r) => r.name === name) ?? []);
   const candidates = devices === 1 ? [best] : [...(chosen.includes('planner') ? [{ ...best, name: `planner (${best.name})` }] : []), ...others];
   for (const c of candidates) rows.push(measure(devices, c));
+  // The baseline the tile plans must beat: every device trains one whole image of a batch of N.
+  if (devices > 1 && chosen.includes('data')) {
+    const one = rows.find((r) => r.devices === 1)!;
+    rows.push(measure(devices, { name: 'data-parallel', grid: '1x1', forward: one.forward, backward: one.backward, predicted: Number.NaN }, cpus, true));
+  }
 }
 const single = rows.find((r) => r.devices === 1)!;
 let oneCore: Row | null = null;
@@ -96,7 +106,8 @@ if (!values['skip-one-core']) {
 }
 
 const table = rows.map((r) => {
-  const sameCount = rows.filter((o) => o.devices === r.devices);
+  // Best of the tile groupings: the data-parallel baseline is not a grouping the planner could pick.
+  const sameCount = rows.filter((o) => o.devices === r.devices && o.imagesPerStep === 1);
   const fastest = Math.min(...sameCount.map((o) => o.measuredSeconds));
   return {
     ...r,
@@ -115,11 +126,11 @@ const result = {
 };
 writeFileSync(join(values.out!, 'result.json'), `${JSON.stringify(result, null, 2)}\n`);
 const markdown = [
-  `YOLOv2 front ${size}x${size}, batch 1; each device ${cpus} cores of this machine, 1 GiB, ${values.rate}${oneCore ? `; one core of a device: ${oneCore.measuredSeconds} s/step` : ''}`,
+  `YOLOv2 front ${size}x${size}, batch 1 (data-parallel: batch = devices, one image each; its times are per image); each device ${cpus} cores of this machine, 1 GiB, ${values.rate}${oneCore ? `; one core of a device: ${oneCore.measuredSeconds} s/step` : ''}`,
   '',
-  '| devices | grouping | grid | s/step | predicted | vs best | speedup vs 1 device | vs 1 core | peak RSS (MiB) | memory reduction | MB sent/step |',
+  '| devices | grouping | grid | s/image | predicted | vs best | speedup vs 1 device | vs 1 core | peak RSS (MiB) | memory reduction | MB sent/step |',
   '|---|---|---|---|---|---|---|---|---|---|---|',
-  ...table.map((r) => `| ${r.devices} | ${r.name} | ${r.grid} | ${r.measuredSeconds} | ${r.predictedSeconds} (${(r.predictionError * 100).toFixed(0)}%) | +${(r.slowerThanBestMeasured * 100).toFixed(0)}% | ${r.speedupOverOneDevice}x | ${'speedupOverOneCore' in r ? `${r.speedupOverOneCore}x` : '-'} | ${r.peakRssMiB} | ${r.memoryReduction}x | ${r.megabytesPerStep} |`),
+  ...table.map((r) => `| ${r.devices} | ${r.name} | ${r.grid} | ${r.measuredSeconds} | ${Number.isNaN(r.predictedSeconds) ? '-' : `${r.predictedSeconds} (${(r.predictionError * 100).toFixed(0)}%)`} | ${r.slowerThanBestMeasured >= 0 ? '+' : ''}${(r.slowerThanBestMeasured * 100).toFixed(0)}% | ${r.speedupOverOneDevice}x | ${'speedupOverOneCore' in r ? `${r.speedupOverOneCore}x` : '-'} | ${r.peakRssMiB} | ${r.memoryReduction}x | ${r.megabytesPerStep} |`),
 ].join('\n');
 writeFileSync(join(values.out!, 'table.md'), `${markdown}\n`);
 writeFileSync(join(values.out!, 'chart.svg'), speedupChart(table.map((r) => ({ series: r.name.startsWith('planner') || r.devices === 1 ? 'planner' : r.name, devices: r.devices, speedup: r.speedupOverOneDevice, memoryMiB: r.peakRssMiB }))));
