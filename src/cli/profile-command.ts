@@ -89,10 +89,12 @@ export async function profileCommand(argv: string[]): Promise<number> {
   if (setup.workers > 64) throw new UsageError(`--workers ${setup.workers}: at most 64`);
   const log = (line: string) => console.error(`profile: ${line}`);
   log(`${setup.net.name} ${setup.net.input.height}x${setup.net.input.width}, batch ${setup.net.hyper.batch}; rss ${(runtimeBytes / 1048576).toFixed(1)} MiB before compute`);
-  const { measureProfile } = await import('../loop/profile-device.js');
+  const { BackendUnavailableError, measureProfile } = await import('../loop/profile-device.js');
   const m = await measureProfile({
     net: setup.net, workers: setup.workers, ...(setup.backend ? { backend: setup.backend } : {}), quick: values.quick === true,
     link: setup.link, linkNote: setup.linkNote, runtimeBytes, ...(values.name ? { name: values.name.trim() } : {}), log,
+  }).catch((error: Error) => {
+    throw error instanceof BackendUnavailableError ? new UsageError(`--backend ${setup.backend}: ${error.message}`) : error;
   });
   const text = JSON.stringify(m.profile, null, 2);
   if (values.out) {

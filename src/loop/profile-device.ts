@@ -35,6 +35,11 @@ import { createDeviceRuntime } from './device-runtime.js';
 import { runDeviceStep } from './device-step.js';
 import { WorkerEngine } from './worker-engine.js';
 
+/** The requested --backend does not start on this device (not installed, or no native library). */
+export class BackendUnavailableError extends Error {
+  override name = 'BackendUnavailableError';
+}
+
 export interface ProfileRequest {
   /** The model's front at the input size to profile (its batch is the cfg's). */
   readonly net: Network;
@@ -318,7 +323,9 @@ export async function measureProfile(request: ProfileRequest): Promise<ProfileMe
   const started = performance.now();
   const { net, quick, log } = request;
   const repeats = quick ? 1 : 3;
-  const backend = await initBackend(request.backend);
+  const backend = await initBackend(request.backend).catch((error: Error) => {
+    throw new BackendUnavailableError(`the ${request.backend} backend cannot start here: ${error.message.split('\n')[0]}`);
+  });
   for (const note of backend.notes) log(`note: ${note}`);
   log(`backend ${backend.name}; ${request.workers === 0 ? 'compute on the main thread' : `${request.workers} compute worker${request.workers > 1 ? 's' : ''}`}; ${quick ? 'quick: one timed run per op, tiles only' : `best of ${repeats} runs per op after a warm-up`}`);
   const maps = mapShapes(net);

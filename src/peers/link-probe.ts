@@ -1,10 +1,12 @@
 // Link measurement when a cluster starts: every device measures the round trip to each peer (small
 // ping/pong messages) and the rate of a short burst it sends to each peer, over the same links and
 // message path training uses. Bursts go in rounds: in round r device d sends to d + r (mod N), so
-// each device sends one burst and receives one at a time (full duplex, nothing shared on a switch).
-// Each timed burst follows an untimed one an eighth its size. Devices meet at a barrier before the pings and after each round, so that no burst sits in front
-// of a ping's reply; barriers and replies are bounded by a timeout, and a peer that does not take
-// part (or a link that fails) leaves its values null with the reason, never a hang or a crash.
+// each device sends one burst and receives one at a time (full duplex, nothing shared on a switch);
+// per peer an untimed 64 KiB burst, then 64 KiB and 256 KiB bursts 3 times each, the rate from the
+// difference of the fastest of each (see sendRate). Devices meet at a barrier before the pings and
+// after each round, so that no burst sits in front of a ping's reply; barriers and replies are
+// bounded by a timeout, and a peer that does not take part (or a link that fails) leaves its values
+// null with the reason, never a hang or a crash.
 
 /** What the transport provides (PeerNode implements it). */
 export interface ProbeLink {
@@ -25,9 +27,10 @@ export interface LinkMeasurement {
   /** Median and fastest of the timed round trips, ms. */
   readonly roundTripMs: number | null;
   readonly roundTripMinMs: number | null;
-  /** Payload rate of the burst this device sent to the peer, MiB/s (one round trip taken off its time). */
+  /** Payload rate this device sends to the peer, MiB/s (sendRate). */
   readonly sendMibPerSecond: number | null;
   readonly burstBytes: number;
+  /** The fastest full burst, until its acknowledgement was back. */
   readonly burstMs: number | null;
   /** Why a value is missing. */
   readonly error: string | null;
@@ -37,6 +40,8 @@ export interface ProbeOptions {
   /** Timed round trips per peer (after one untimed). */
   readonly pings?: number;
   readonly burstBytes?: number;
+  /** Timed bursts of each size per peer (full and a quarter of it; the fastest of each counts). */
+  readonly bursts?: number;
   /** Bound of the whole measurement. */
   readonly timeoutMs?: number;
 }
@@ -44,7 +49,7 @@ export interface ProbeOptions {
 /** Barrier epochs of the measurement, far from the ones training and the tools use. */
 export const PROBE_EPOCH = 0x7fff0000;
 
-export const DEFAULT_BURST_BYTES = 512 * 1024;
+export const DEFAULT_BURST_BYTES = 256 * 1024;
 
 const median = (xs: readonly number[]): number => {
   const s = [...xs].sort((a, b) => a - b);
@@ -54,6 +59,8 @@ const median = (xs: readonly number[]): number => {
 export async function measureLinks(link: ProbeLink, options: ProbeOptions = {}): Promise<LinkMeasurement[]> {
   const pings = options.pings ?? 10;
   const burstFloats = Math.ceil((options.burstBytes ?? DEFAULT_BURST_BYTES) / 4);
+  const repeats = Math.max(1, options.bursts ?? 3);
+  const shortFloats = Math.ceil(burstFloats / 4);
   const deadline = performance.now() + (options.timeoutMs ?? 5000);
   const left = () => Math.max(1, deadline - performance.now());
   // A barrier waits at most a second, and once one was missed (a peer takes no part) a tenth of
@@ -84,17 +91,24 @@ export async function measureLinks(link: ProbeLink, options: ProbeOptions = {}):
   }));
   await meet(1);
 
-  const bursts = new Map<number, number>();
+  const bursts = new Map<number, { short: number; full: number }>();
   for (let round = 1; round < link.size; round++) {
     const peer = (link.rank + round) % link.size;
     if (!errors.has(peer)) {
       try {
-        // An untimed eighth first: the message path's code is compiled and the link's window opened
-        // before the timed burst (a cold first burst takes several times longer on a fast link).
-        await link.burst(peer, Math.ceil(burstFloats / 8), left());
-        const started = performance.now();
-        await link.burst(peer, burstFloats, left());
-        bursts.set(peer, performance.now() - started);
+        // An untimed short burst first (the message path's code compiled, the link's window opened:
+        // a cold burst takes several times longer on a fast link), then short and full bursts
+        // alternated, the fastest of each kept.
+        await link.burst(peer, shortFloats, left());
+        const best = { short: Infinity, full: Infinity };
+        for (let i = 0; i < repeats; i++) {
+          for (const kind of ['short', 'full'] as const) {
+            const started = performance.now();
+            await link.burst(peer, kind === 'short' ? shortFloats : burstFloats, left());
+            best[kind] = Math.min(best[kind], performance.now() - started);
+          }
+        }
+        bursts.set(peer, best);
       } catch (error) {
         failed(peer, 'burst', error);
       }
@@ -105,20 +119,31 @@ export async function measureLinks(link: ProbeLink, options: ProbeOptions = {}):
   return peers.map((peer) => {
     const times = trips.get(peer)!;
     const roundTripMs = times.length > 0 ? median(times) : null;
-    const burstMs = bursts.get(peer) ?? null;
-    // The acknowledgement of the last chunk comes back one round trip after the data has left.
-    const transferMs = burstMs === null ? null : burstMs - (roundTripMs ?? 0) > burstMs / 2 ? burstMs - (roundTripMs ?? 0) : burstMs;
+    const burst = bursts.get(peer) ?? null;
     return {
       peer,
       address: link.peerName(peer),
       roundTripMs,
       roundTripMinMs: times.length > 0 ? Math.min(...times) : null,
-      sendMibPerSecond: transferMs === null ? null : (burstFloats * 4) / (1024 * 1024) / (transferMs / 1000),
+      sendMibPerSecond: burst === null ? null : sendRate(burstFloats * 4, shortFloats * 4, burst, roundTripMs ?? 0),
       burstBytes: burstFloats * 4,
-      burstMs,
+      burstMs: burst?.full ?? null,
       error: errors.get(peer) ?? null,
     };
   });
+}
+
+/**
+ * MiB/s from the fastest full and short bursts. The difference of the two takes off what every
+ * burst pays once: the acknowledgement's round trip, and a shaper's burst allowance (a token bucket
+ * lets its first bytes through at once). When noise makes the difference meaningless (a fast link,
+ * where both take a millisecond), the full burst less one round trip.
+ */
+export function sendRate(fullBytes: number, shortBytes: number, best: { short: number; full: number }, roundTripMs: number): number {
+  const mib = (bytes: number, ms: number) => bytes / (1024 * 1024) / (ms / 1000);
+  const extra = best.full - best.short;
+  if (extra > 0.25 * best.full) return mib(fullBytes - shortBytes, extra);
+  return mib(fullBytes, best.full - roundTripMs > best.full / 2 ? best.full - roundTripMs : best.full);
 }
 
 /** One line per link, and the values a device profile's `link` would take from them. */

@@ -3,7 +3,7 @@
 // a bounded wait and leaves its values null with the reason, never a hang or a throw. Values are
 // only checked to be positive and finite: this machine's speed is not under test.
 import t, { type Test } from 'tap';
-import { type LinkMeasurement, describeLinks } from '../../src/peers/link-probe.js';
+import { type LinkMeasurement, describeLinks, sendRate } from '../../src/peers/link-probe.js';
 import { PeerNode } from '../../src/peers/peer-node.js';
 import { freePorts } from '../helpers/cluster.js';
 
@@ -93,4 +93,13 @@ t.test('a malformed link probe closes its link and is counted', async (t) => {
   } finally {
     nodes.forEach((n) => n.close());
   }
+});
+
+t.test('the send rate: the difference of two burst sizes, or the full burst less a round trip', async (t) => {
+  const mib = 1024 * 1024;
+  // A token bucket lets 64 KiB through at once: both bursts save the same, the difference is the rate.
+  t.equal(sendRate(4 * mib, mib, { short: 2 + 0, full: 2 + 300 }, 2), 3 / 0.3);
+  // Too close to tell apart (a fast link): the full burst less the round trip.
+  t.equal(sendRate(4 * mib, mib, { short: 1, full: 1.2 }, 0.2), 4 / 0.001);
+  t.equal(sendRate(4 * mib, mib, { short: 1, full: 1.2 }, 1), 4 / 0.0012, 'a round trip over half the burst is not taken off');
 });
