@@ -16,7 +16,8 @@ export const PROFILE_HELP = `Usage: edge profile [options]
 
 Measures this device with the ops training runs and prints a device profile (JSON) for
 \`edge plan --profile FILE\` and for training with --grid/--forward-groups auto --profile FILE.
-Progress goes to stderr. About half a minute for the YOLOv2 front; --quick takes a few seconds.
+Progress goes to stderr. Half a minute to a minute for the YOLOv2 front at 608x608; --quick takes
+a few seconds.
 
   --model M           Darknet .cfg file or preset whose front is measured       [yolov2-front]
   --input HxW         input size                                                    [from cfg]
