@@ -10,8 +10,7 @@ Other commands:
   edge verify ...    check that tiled training equals unpartitioned tf.grad (edge verify --help)
   edge plan ...      choose grid and groupings by predicted step time under a memory limit (edge plan --help)
   edge detect ...    run a trained detector ([region] tail) on an image (edge detect --help)
-
-Not built yet: profile (measuring a device profile).
+  edge profile ...   measure this device and print a profile for --profile FILE (edge profile --help)
 `;
 
 async function main(argv: string[]): Promise<number> {
@@ -23,6 +22,7 @@ async function main(argv: string[]): Promise<number> {
   if (command === 'verify') return (await import('./cli/verify-command.js')).verifyCommand(rest);
   if (command === 'plan') return (await import('./cli/plan-command.js')).planCommand(rest);
   if (command === 'detect') return (await import('./cli/detect-command.js')).detectCommand(rest);
+  if (command === 'profile') return (await import('./cli/profile-command.js')).profileCommand(rest);
   if (command.startsWith('--')) return trainCommand(argv);
   throw new UsageError(`unknown command "${command}"\n\n${HELP}`);
 }

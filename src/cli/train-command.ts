@@ -19,6 +19,7 @@ import { type FrontParams, type TailParams, OBJECTNESS_PRIOR, decodeWeights, fro
 import { createInMemoryCluster } from '../peers/in-memory.js';
 import { parsePeers } from '../peers/peer-list.js';
 import { type PeerAddress, PeerNode } from '../peers/peer-node.js';
+import { type LinkMeasurement, describeLinks } from '../peers/link-probe.js';
 import { parseGrid } from '../tiles/grid.js';
 import { formatGrouping, parseGrouping } from '../tiles/groups.js';
 import { HEAD_RANK, buildTilePlan, clusterSize, stripEndpoints, tilesOfDevice } from '../tiles/plan.js';
@@ -42,6 +43,8 @@ Cluster
   --listen HOST            address to listen on                                       [0.0.0.0]
   --metrics-port P         serve GET /metrics and /status on this port (0: off)  [peer port + 1000]
   --peer-timeout S         seconds of silence before a peer is declared dead                 [5]
+  --measure-links on|off   at start, measure round trip and send rate to every peer and log
+                           them (a few ms each on a LAN, at most 5 s)         [on, 2+ devices]
 Model and plan
   --model M                Darknet .cfg file or preset (yolov2-front, yolov2-shapes, tiny,
                            tiny-classifier)                                     [yolov2-front]
@@ -115,7 +118,7 @@ export async function trainCommand(argv: string[]): Promise<number> {
       args: argv,
       options: {
         peers: { type: 'string' }, rank: { type: 'string' }, secret: { type: 'string' }, listen: { type: 'string' },
-        'metrics-port': { type: 'string' }, 'peer-timeout': { type: 'string' },
+        'metrics-port': { type: 'string' }, 'peer-timeout': { type: 'string' }, 'measure-links': { type: 'string' },
         model: { type: 'string' }, input: { type: 'string' }, front: { type: 'string' }, weights: { type: 'string' },
         grid: { type: 'string' }, 'forward-groups': { type: 'string' }, 'backward-groups': { type: 'string' }, profile: { type: 'string' },
         'memory-limit': { type: 'string' }, backend: { type: 'string' }, workers: { type: 'string' }, overlap: { type: 'string' }, parallel: { type: 'string' },
@@ -209,6 +212,7 @@ export async function trainCommand(argv: string[]): Promise<number> {
       badSamples: badSamples as OnBadSample,
       checkpoint: values.checkpoint?.replaceAll('{rank}', String(rank)),
       overlap: parseSwitch('--overlap', values.overlap ?? 'on'),
+      measureLinks: parseSwitch('--measure-links', values['measure-links'] ?? 'on'),
     };
   });
   const { plan, rank, net, tail } = setup;
@@ -238,7 +242,7 @@ export async function trainCommand(argv: string[]): Promise<number> {
       forwardGroups: formatGrouping(plan.forwardGroups), backwardGroups: formatGrouping(plan.backwardGroups), batch: plan.batch,
       tiles: tilesOfDevice(plan, tileRank), hash, predictedPeakBytes: estimate.totalBytes,
     },
-    step: 0, stepsTotal: setup.steps, loss: null, learningRate: null, lastStepSeconds: null, phases: null, state: 'starting', error: null,
+    links: null, step: 0, stepsTotal: setup.steps, loss: null, learningRate: null, lastStepSeconds: null, phases: null, state: 'starting', error: null,
     arena: {
       reservedBytes: arenaBytes(estimate.arenas),
       peakLiveBytes: estimate.arenas.reduce((sum, a) => sum + a.peakLiveFloats * 4, 0),
@@ -288,6 +292,7 @@ export async function trainCommand(argv: string[]): Promise<number> {
   log(`data: ${data.description}${source !== 'synthetic' ? (readsData ? (sendsInputs ? ', sent to every tile from here' : ', read on every device') : '') : ''}`);
 
   let node: PeerNode | null = null;
+  let links: LinkMeasurement[] | null = null;
   let closeRuntime = async (): Promise<void> => undefined;
   let computeHeapBytes = (): number | null => null;
   const telemetry = setup.metricsPort > 0
@@ -302,6 +307,13 @@ export async function trainCommand(argv: string[]): Promise<number> {
           listenHost: values.listen ?? '0.0.0.0', peerTimeoutMs: setup.peerTimeoutMs, log: (line) => console.error(line),
         }));
     if (node) log(`connected to ${clusterSize(plan) - 1} peers`);
+    // Before the compute threads start, while nothing else uses the links. The plan is fixed
+    // already (its hash is part of the handshake): the values are for the next device profile.
+    if (node && setup.measureLinks) {
+      links = await node.measureLinks();
+      status.links = links;
+      for (const line of describeLinks(links)) log(line);
+    }
     const runtime = await createDeviceRuntime({ plan, rank: tileRank, params, threads: setup.workers, ...(setup.backend ? { backend: setup.backend } : {}), overlap: setup.overlap });
     closeRuntime = () => runtime.engine.close();
     const backend = runtime.backend;
@@ -344,7 +356,7 @@ export async function trainCommand(argv: string[]): Promise<number> {
     if (values.report) {
       const file = values.report.replaceAll('{rank}', String(rank));
       writeAtomically(file, new TextEncoder().encode(JSON.stringify({
-        rank, backend: backend.name, workers: setup.workers, overlap: setup.overlap, plan: status.plan,
+        rank, backend: backend.name, workers: setup.workers, overlap: setup.overlap, plan: status.plan, links,
         // Everything sent and received over the run (strips, reductions, handshake, heartbeats).
         transport: node
           ? { bytesSent: [...node.counters.perPeer.values()].reduce((sum, p) => sum + p.bytesSent, 0), bytesReceived: [...node.counters.perPeer.values()].reduce((sum, p) => sum + p.bytesReceived, 0) }

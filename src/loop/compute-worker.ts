@@ -2,6 +2,7 @@
 // the device's parameters and arenas shared with the scheduler, one task at a time.
 import { parentPort, workerData } from 'node:worker_threads';
 import { initBackend } from '../fused/backend.js';
+import { convWorkSeconds } from '../fused/kernel-bench.js';
 import { type LayerTensors, disposeLayerTensors, frontTensors } from '../fused/layer-ops.js';
 import { wasmHeapBytes } from '../fused/wasm-kernels/heap.js';
 import { mapShapes } from '../model/layers.js';
@@ -29,6 +30,14 @@ async function main(): Promise<void> {
       if (tensors) disposeLayerTensors(tensors);
       tensors = frontTensors(setup.net, params);
       post({ type: 'params-loaded' });
+      return;
+    }
+    if (message.type === 'bench') {
+      try {
+        post({ type: 'bench-done', id: message.id, seconds: convWorkSeconds(message.spec, message.runs) });
+      } catch (error) {
+        post({ type: 'bench-done', id: message.id, seconds: 0, error: (error as Error).message });
+      }
       return;
     }
     const started = performance.now();

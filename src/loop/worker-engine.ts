@@ -3,6 +3,7 @@
 // parameter and arena buffers. The main thread only queues tasks and keeps the sockets serviced.
 import { Worker } from 'node:worker_threads';
 import type { BackendChoice, BackendName } from '../fused/backend-name.js';
+import type { ConvBenchSpec } from '../fused/kernel-bench.js';
 import type { Network } from '../model/layers.js';
 import type { ComputeEngine } from './compute-engine.js';
 import type { ComputeTask } from './compute-tasks.js';
@@ -42,6 +43,7 @@ export class WorkerEngine implements ComputeEngine {
   private failure: Error | null = null;
   private closing = false;
   private readonly paramsLoaded = new Map<Thread, () => void>();
+  private readonly benches = new Map<number, { resolve(seconds: number): void; reject(error: Error): void }>();
 
   /** What the workers' backend initialisation chose (the same on every worker). */
   backend: BackendChoice = { name: 'cpu', notes: [] };
@@ -91,6 +93,11 @@ export class WorkerEngine implements ComputeEngine {
         } else if (message.type === 'params-loaded') {
           this.paramsLoaded.get(thread)?.();
           this.paramsLoaded.delete(thread);
+        } else if (message.type === 'bench-done') {
+          const bench = this.benches.get(message.id);
+          this.benches.delete(message.id);
+          if (message.error !== undefined) bench?.reject(new Error(`compute worker ${thread.index}: ${message.error}`));
+          else bench?.resolve(message.seconds);
         }
       });
       const died = (error: Error): void => {
@@ -114,6 +121,8 @@ export class WorkerEngine implements ComputeEngine {
     for (const pending of this.queue.splice(0)) pending.reject(error);
     for (const loaded of this.paramsLoaded.values()) loaded(); // loadParams() then throws the failure
     this.paramsLoaded.clear();
+    for (const bench of this.benches.values()) bench.reject(error);
+    this.benches.clear();
   }
 
   private dispatch(): void {
@@ -142,6 +151,20 @@ export class WorkerEngine implements ComputeEngine {
       this.queue.push({ task, onPartial, resolve, reject });
       this.dispatch();
     });
+  }
+
+  /**
+   * `edge profile` only, between steps (no task in flight): the same fixed conv work on the first
+   * `threads` workers at once; the seconds each took (kernel-bench.ts convWorkSeconds).
+   */
+  benchmarkConv(spec: ConvBenchSpec, runs: number, threads: number): Promise<number[]> {
+    if (this.failure) return Promise.reject(this.failure);
+    if (!Number.isInteger(threads) || threads < 1 || threads > this.pool.length) throw new Error(`benchmark threads must be 1..${this.pool.length}, got ${threads}`);
+    return Promise.all(this.pool.slice(0, threads).map((thread) => new Promise<number>((resolve, reject) => {
+      const id = this.nextId++;
+      this.benches.set(id, { resolve, reject });
+      thread.worker.postMessage({ type: 'bench', id, spec, runs } satisfies ToWorker);
+    })));
   }
 
   takeBusySeconds(): number[] {

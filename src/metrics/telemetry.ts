@@ -3,12 +3,15 @@
 import uWS from 'uWebSockets.js';
 import osu from 'node-os-utils';
 import type { TransportCounters } from '../peers/counters.js';
+import type { LinkMeasurement } from '../peers/link-probe.js';
 
 export interface DeviceStatus {
   rank: number;
   devices: number;
   backend: string;
   plan: { model: string; input: string; grid: string; forwardGroups: string; backwardGroups: string; batch: number; tiles: number[]; hash: string; predictedPeakBytes: number };
+  /** Round trip and send rate to every peer, measured when the cluster started (null: not measured). */
+  links: LinkMeasurement[] | null;
   step: number;
   stepsTotal: number;
   loss: number | null;
@@ -69,6 +72,11 @@ export function prometheusText(sources: TelemetrySources): string {
   if (s.phases) {
     metric('phase_seconds', 'Last step\'s time by phase (compute on this device, waiting for strips, weight all-reduce).', 'gauge',
       Object.entries(s.phases).map(([phase, seconds]) => [`{${rank},phase="${phase}"}`, seconds]));
+  }
+  if (s.links) {
+    const measured = (pick: (l: LinkMeasurement) => number | null) => s.links!.flatMap((l) => (pick(l) === null ? [] : [[`{${rank},peer="${l.peer}"}`, pick(l)!] as [string, number]]));
+    metric('link_round_trip_ms', 'Median round trip to each peer, measured when the cluster started.', 'gauge', measured((l) => l.roundTripMs));
+    metric('link_send_mib_per_second', 'Payload rate of a short burst to each peer, measured when the cluster started.', 'gauge', measured((l) => l.sendMibPerSecond));
   }
   metric('memory_bytes', 'Process memory by kind.', 'gauge', [
     [`{${rank},kind="rss"}`, memory.rss], [`{${rank},kind="heap"}`, memory.heapUsed], [`{${rank},kind="external"}`, memory.external],

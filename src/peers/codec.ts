@@ -4,7 +4,7 @@
 // follows against the message size before reading: a malformed message is an error, never a wild read.
 import { Builder, ByteBuffer } from 'flatbuffers';
 import {
-  Body, Control, ControlKind, Hello, InputRegion, Message, ReduceChunk, RegionBox, Strip, StripPhase,
+  Body, Control, ControlKind, Hello, InputRegion, LinkProbe, Message, ReduceChunk, RegionBox, Strip, StripPhase,
 } from './wire/tiles_generated.js';
 import type { StripPhase as Phase } from './exchange.js';
 import type { Region } from '../tiles/region.js';
@@ -40,16 +40,26 @@ export interface ReduceFields {
   offset: number;
 }
 
-export type ControlKindName = 'barrier' | 'heartbeat' | 'abort';
-const CONTROL_NAMES: readonly ControlKindName[] = ['barrier', 'heartbeat', 'abort'];
-const CONTROL_CODES: Record<ControlKindName, ControlKind> = { barrier: ControlKind.Barrier, heartbeat: ControlKind.Heartbeat, abort: ControlKind.Abort };
+export type ControlKindName = 'barrier' | 'heartbeat' | 'abort' | 'ping' | 'pong' | 'probe-ack';
+const CONTROL_NAMES: readonly ControlKindName[] = ['barrier', 'heartbeat', 'abort', 'ping', 'pong', 'probe-ack'];
+const CONTROL_CODES: Record<ControlKindName, ControlKind> = {
+  barrier: ControlKind.Barrier, heartbeat: ControlKind.Heartbeat, abort: ControlKind.Abort, ping: ControlKind.Ping, pong: ControlKind.Pong, 'probe-ack': ControlKind.ProbeAck,
+};
+
+/** One chunk of a link-measurement burst (payload: filler). */
+export interface ProbeFields {
+  id: number;
+  chunk: number;
+  chunks: number;
+}
 
 export type Decoded =
   | { kind: 'hello'; hello: HelloFields }
   | { kind: 'strip'; strip: StripFields; payload: Float32Array }
   | { kind: 'reduce'; reduce: ReduceFields; payload: Float32Array }
   | { kind: 'input'; step: number; image: number; tile: number; region: Region; payload: Float32Array }
-  | { kind: 'control'; control: ControlKindName; epoch: number; reason: string };
+  | { kind: 'control'; control: ControlKindName; epoch: number; reason: string }
+  | { kind: 'probe'; probe: ProbeFields; payload: Float32Array };
 
 /** Internals of the builder that the zero-copy vector write needs (stable across flatbuffers 2.x-25.x). */
 interface BuilderInternals {
@@ -119,6 +129,13 @@ export class MessageWriter {
     const payload = this.floatVector(floats, fill);
     const bucket = b.createString(fields.bucket);
     return this.finish(Body.ReduceChunk, ReduceChunk.createReduceChunk(b, fields.step, bucket, fields.round, fields.offset, payload));
+  }
+
+  probe(fields: ProbeFields, floats: number): Uint8Array {
+    const b = this.builder;
+    b.clear();
+    const payload = this.floatVector(floats, (target) => target.fill(0));
+    return this.finish(Body.LinkProbe, LinkProbe.createLinkProbe(b, fields.id, fields.chunk, fields.chunks, payload));
   }
 
   control(kind: ControlKindName, epoch: number, reason = ''): Uint8Array {
@@ -253,6 +270,13 @@ export function decode(bytes: Uint8Array): Decoded {
       const control = CONTROL_NAMES[c.kind()];
       if (control === undefined) throw new WireError(`control kind ${c.kind()} is unknown`);
       return { kind: 'control', control, epoch: c.epoch(), reason: c.reason() ?? '' };
+    }
+    case Body.LinkProbe: {
+      check.table(body, 'link probe');
+      [4, 6, 8].forEach((f) => check.struct(body, f, 4, 'link probe field'));
+      check.vector(body, 10, 4, 'link probe payload');
+      const p = message.body(new LinkProbe()) as LinkProbe;
+      return { kind: 'probe', probe: { id: p.id(), chunk: p.chunk(), chunks: p.chunks() }, payload: p.payloadArray() ?? emptyFloats };
     }
     default:
       throw new WireError(`message body type ${type} is unknown`);

@@ -12,11 +12,18 @@ import { type Decoded, MessageWriter, type ReduceFields, type StripFields, WireE
 import { TransportCounters } from './counters.js';
 import { type Exchange, type Gather, type Scatter, type StripAddress, stripKey } from './exchange.js';
 import { createInMemoryCluster } from './in-memory.js';
+import { type LinkMeasurement, type ProbeLink, type ProbeOptions, measureLinks } from './link-probe.js';
 import { Mailbox } from './mailbox.js';
 import { type ReduceLink, ringAllReduce } from './ring-all-reduce.js';
 import { rowBands } from './row-bands.js';
 
-export const PROTOCOL_VERSION = 'edgefuse-1';
+// 2: link measurement messages (ping, pong, probe-ack, link probe) at cluster start.
+export const PROTOCOL_VERSION = 'edgefuse-2';
+
+/** Most chunks one link-measurement burst may announce. */
+const MAX_PROBE_CHUNKS = 256;
+/** Replies (pongs, burst acknowledgements) held while our own link to that peer is still authenticating. */
+const MAX_PENDING_REPLIES = 64;
 
 export interface PeerAddress {
   readonly host: string;
@@ -104,6 +111,10 @@ export class PeerNode implements Exchange {
   private failureListeners: ((error: Error) => void)[] = [];
   private heartbeatTimer: NodeJS.Timeout | null = null;
   private closed = false;
+  /** Pongs and burst acknowledgements awaited by the link measurement, by `pong|ack/peer/id`. */
+  private readonly probeWaiters = new Map<string, { resolve: () => void; reject: (error: Error) => void; timer: NodeJS.Timeout }>();
+  private nextProbeId = 1;
+  private readonly pendingReplies = new Map<number, ((writer: MessageWriter) => Uint8Array)[]>();
   private readyResolve: (() => void) | null = null;
   private readyReject: ((e: Error) => void) | null = null;
 
@@ -122,6 +133,7 @@ export class PeerNode implements Exchange {
     };
     this.strips = new Mailbox(this.counters, this.options.maxEarlyBytes);
     Object.assign(this.reduceLink, { rank: this.rank, size: this.size });
+    Object.assign(this.probeLink, { rank: this.rank, size: this.size });
     this.local = createInMemoryCluster(1, options.tileDevice.map(() => 0))[0]!;
     this.reductions = new Mailbox(this.counters, this.options.maxEarlyBytes);
     const maxPayloadLength = this.options.maxChunkFloats * 4 + 4096;
@@ -286,6 +298,8 @@ export class PeerNode implements Exchange {
       return this.startupFailed(new Error(`peer ${peer} (${this.peerName(peer)}) failed authentication: it does not know the cluster secret`));
     }
     link.authenticated = true;
+    for (const encode of this.pendingReplies.get(peer) ?? []) this.reply(peer, encode);
+    this.pendingReplies.delete(peer);
     this.checkReady();
   }
 
@@ -348,7 +362,18 @@ export class PeerNode implements Exchange {
       case 'control':
         if (message.control === 'heartbeat') return;
         if (message.control === 'abort') return this.peerFailed(peer, `aborted: ${message.reason}`);
+        if (message.control === 'ping') return this.reply(peer, (w) => w.control('pong', message.epoch));
+        if (message.control === 'pong') return this.probeArrived(`pong/${peer}/${message.epoch}`);
+        if (message.control === 'probe-ack') return this.probeArrived(`ack/${peer}/${message.epoch}`);
         return this.onBarrier(peer, message.epoch);
+      case 'probe': {
+        const p = message.probe;
+        if (p.chunks < 1 || p.chunks > MAX_PROBE_CHUNKS || p.chunk >= p.chunks) return this.reject(ws, `out-of-plan: link probe chunk ${p.chunk} of ${p.chunks} (at most ${MAX_PROBE_CHUNKS})`);
+        if (message.payload.length > this.options.maxChunkFloats) return this.reject(ws, `out-of-plan: link probe of ${message.payload.length} floats, chunks are at most ${this.options.maxChunkFloats}`);
+        // The link is ordered: the last chunk arriving means the whole burst has.
+        if (p.chunk === p.chunks - 1) this.reply(peer, (w) => w.control('probe-ack', p.id));
+        return;
+      }
       case 'hello':
         return this.reject(ws, 'unexpected: hello on an authenticated link');
       case 'input':
@@ -430,6 +455,7 @@ export class PeerNode implements Exchange {
     this.log(error.message);
     this.strips.failAll(error);
     this.reductions.failAll(error);
+    this.failProbes(error);
     for (const wake of this.barrierWaiters.values()) wake();
     for (const listener of this.failureListeners) listener(error);
   }
@@ -546,15 +572,118 @@ export class PeerNode implements Exchange {
     },
   };
 
-  /** Waits until every device has entered barrier `epoch`. */
-  async barrier(epoch: number): Promise<void> {
+  /**
+   * Waits until every device has entered barrier `epoch`: true then, false when `timeoutMs` passed
+   * first (the epoch is then abandoned: a later arrival for it is only recorded).
+   */
+  async barrier(epoch: number, timeoutMs = Infinity): Promise<boolean> {
     this.throwIfFailed();
     for (let p = 0; p < this.size; p++) if (p !== this.rank) this.sendMessage(p, (w) => w.control('barrier', epoch));
     const seen = this.barriers.get(epoch);
-    if (!seen || seen.size < this.size - 1) await new Promise<void>((resolve) => this.barrierWaiters.set(epoch, resolve));
+    let met = true;
+    if (!seen || seen.size < this.size - 1) {
+      let timer: NodeJS.Timeout | undefined;
+      met = await new Promise<boolean>((resolve) => {
+        this.barrierWaiters.set(epoch, () => resolve(true));
+        if (Number.isFinite(timeoutMs)) timer = setTimeout(() => resolve(false), timeoutMs);
+      });
+      clearTimeout(timer);
+    }
     this.barrierWaiters.delete(epoch);
     this.barriers.delete(epoch);
     this.throwIfFailed();
+    return met;
+  }
+
+  // ---- link measurement (once, when the cluster starts) ----------------------------------------
+
+  /** Round trips and a short burst to every peer (link-probe.ts); call with no step running. */
+  measureLinks(options: ProbeOptions = {}): Promise<LinkMeasurement[]> {
+    return measureLinks(this.probeLink, options);
+  }
+
+  private readonly probeLink: ProbeLink = {
+    rank: -1, // set in the constructor
+    size: -1,
+    peerName: (peer) => this.peerName(peer),
+    roundTrip: (peer, timeoutMs) => {
+      const id = this.nextProbeId++;
+      const key = `pong/${peer}/${id}`;
+      const arrived = this.waitProbe(key, timeoutMs, `no reply to a ping from rank ${peer} within ${Math.round(timeoutMs)} ms`);
+      this.sendProbe(key, peer, (w) => w.control('ping', id));
+      return arrived;
+    },
+    burst: (peer, floats, timeoutMs) => {
+      const id = this.nextProbeId++;
+      const chunk = this.options.maxChunkFloats;
+      const chunks = Math.max(1, Math.ceil(floats / chunk));
+      if (chunks > MAX_PROBE_CHUNKS) throw new Error(`a burst of ${floats} floats needs ${chunks} chunks, at most ${MAX_PROBE_CHUNKS}`);
+      const key = `ack/${peer}/${id}`;
+      const acknowledged = this.waitProbe(key, timeoutMs, `rank ${peer} did not acknowledge a ${floats * 4}-byte burst within ${Math.round(timeoutMs)} ms`);
+      for (let c = 0; c < chunks; c++) this.sendProbe(key, peer, (w) => w.probe({ id, chunk: c, chunks }, Math.min(chunk, floats - c * chunk)));
+      return acknowledged;
+    },
+    barrier: (epoch, timeoutMs) => this.barrier(epoch, timeoutMs),
+  };
+
+  /** Sends a measurement message; when the send fails, the reply awaited under `key` fails with it. */
+  private sendProbe(key: string, peer: number, encode: (writer: MessageWriter) => Uint8Array): void {
+    try {
+      this.sendMessage(peer, encode);
+    } catch (error) {
+      const waiter = this.probeWaiters.get(key);
+      this.probeWaiters.delete(key);
+      if (waiter) {
+        clearTimeout(waiter.timer);
+        waiter.reject(error as Error);
+      }
+    }
+  }
+
+  private waitProbe(key: string, timeoutMs: number, timeoutMessage: string): Promise<void> {
+    if (this.failure) return Promise.reject(this.failure);
+    return new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.probeWaiters.delete(key);
+        reject(new Error(timeoutMessage));
+      }, timeoutMs);
+      this.probeWaiters.set(key, { resolve, reject, timer });
+    });
+  }
+
+  private probeArrived(key: string): void {
+    const waiter = this.probeWaiters.get(key);
+    if (!waiter) return; // late (timed out) or unasked: harmless
+    this.probeWaiters.delete(key);
+    clearTimeout(waiter.timer);
+    waiter.resolve();
+  }
+
+  private failProbes(error: Error): void {
+    for (const waiter of this.probeWaiters.values()) {
+      clearTimeout(waiter.timer);
+      waiter.reject(error);
+    }
+    this.probeWaiters.clear();
+  }
+
+  /**
+   * Answers a peer's measurement message over our link to it. That link may still be finishing its
+   * handshake (the peer's link to us authenticated first): the reply then waits for it.
+   */
+  private reply(peer: number, encode: (writer: MessageWriter) => Uint8Array): void {
+    const link = this.outbound.get(peer);
+    if (!link?.authenticated) {
+      const pending = this.pendingReplies.get(peer) ?? [];
+      if (pending.length < MAX_PENDING_REPLIES) pending.push(encode);
+      this.pendingReplies.set(peer, pending);
+      return;
+    }
+    try {
+      this.sendMessage(peer, encode);
+    } catch {
+      // the link is gone; its close handler reports the peer
+    }
   }
 
   close(): void {
@@ -567,6 +696,7 @@ export class PeerNode implements Exchange {
     this.listenSocket = null;
     this.strips.failAll(new Error('transport closed'));
     this.reductions.failAll(new Error('transport closed'));
+    this.failProbes(new Error('transport closed'));
   }
 
   private onBarrier(peer: number, epoch: number): void {

@@ -25,6 +25,9 @@ t.test('messages round-trip, payloads are views on the message', async (t) => {
   t.same(r.kind === 'reduce' && [r.reduce, [...r.payload]], [{ step: 1, bucket: '1/dW/3', round: 2, offset: 40 }, [7, 8]]);
   const c = decode(w.control('abort', 5, 'disk full').slice());
   t.same(c, { kind: 'control', control: 'abort', epoch: 5, reason: 'disk full' });
+  for (const control of ['ping', 'pong', 'probe-ack'] as const) t.same(decode(w.control(control, 77).slice()), { kind: 'control', control, epoch: 77, reason: '' });
+  const p = decode(w.probe({ id: 12, chunk: 2, chunks: 3 }, 5).slice());
+  t.same(p.kind === 'probe' && [p.probe, [...p.payload]], [{ id: 12, chunk: 2, chunks: 3 }, [0, 0, 0, 0, 0]], 'a link probe carries zeros');
   const h = decode(w.hello({ clusterId: 'c', rank: 3, version: 'v', planHash: 'p', challenge: new Uint8Array([1, 2]), proof: new Uint8Array([3]) }).slice());
   t.same(h.kind === 'hello' && [h.hello.rank, [...h.hello.challenge], [...h.hello.proof]], [3, [1, 2], [3]]);
 });

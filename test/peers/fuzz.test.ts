@@ -93,6 +93,14 @@ const families: Record<string, { authenticated: boolean; make: () => Uint8Array 
       return writer.strip(s, floats, (x) => x.fill(2)).slice();
     },
   },
+  'link probe out of range': {
+    authenticated: true,
+    make: () => pick(random, [
+      () => writer.probe({ id: 1, chunk: 3, chunks: 3 }, 4),
+      () => writer.probe({ id: 1, chunk: 0, chunks: 0 }, 4),
+      () => writer.probe({ id: 1, chunk: 0, chunks: between(random, 257, 1 << 30) }, 4),
+    ])().slice(),
+  },
   'reduce outside the plan': {
     authenticated: true,
     make: () => pick(random, [

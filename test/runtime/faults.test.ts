@@ -61,10 +61,12 @@ t.test('kill, detect, resume', async (t) => {
   t.match(metrics.body, /edgefuse_phase_seconds\{rank="0",phase="exchangeWait"\} [0-9.e-]+/);
   t.match(metrics.body, /edgefuse_memory_bytes\{rank="0",kind="wasm_heap"\} \d+/);
   t.match(metrics.body, /edgefuse_peer_bytes_total\{rank="0",peer="1",direction="sent"\} \d+/);
+  t.match(metrics.body, /edgefuse_link_round_trip_ms\{rank="0",peer="2"\} [0-9.e-]+/, 'links measured at start');
   const status = JSON.parse((await httpGet(`http://127.0.0.1:${ports[3]}/status`)).body);
   t.equal(status.state, 'training');
   t.equal(status.backend, 'wasm');
   t.ok(status.memory.rssBytes > 0 && status.machine.memoryTotalBytes > 0);
+  t.same(status.links.map((l: { peer: number; error: string | null }) => [l.peer, l.error]), [[1, null], [2, null]], '/status: a measured link to each peer');
 
   const killedAt = Date.now();
   devices[2]!.child.kill('SIGKILL');

@@ -15,7 +15,10 @@ export enum StripPhase {
 export enum ControlKind {
   Barrier = 0,
   Heartbeat = 1,
-  Abort = 2
+  Abort = 2,
+  Ping = 3,
+  Pong = 4,
+  ProbeAck = 5
 }
 
 export enum Body {
@@ -24,13 +27,14 @@ export enum Body {
   Strip = 2,
   ReduceChunk = 3,
   InputRegion = 4,
-  Control = 5
+  Control = 5,
+  LinkProbe = 6
 }
 
 export function unionToBody(
   type: Body,
-  accessor: (obj:Control|Hello|InputRegion|ReduceChunk|Strip) => Control|Hello|InputRegion|ReduceChunk|Strip|null
-): Control|Hello|InputRegion|ReduceChunk|Strip|null {
+  accessor: (obj:Control|Hello|InputRegion|LinkProbe|ReduceChunk|Strip) => Control|Hello|InputRegion|LinkProbe|ReduceChunk|Strip|null
+): Control|Hello|InputRegion|LinkProbe|ReduceChunk|Strip|null {
   switch(Body[type]) {
     case 'NONE': return null; 
     case 'Hello': return accessor(new Hello())! as Hello;
@@ -38,15 +42,16 @@ export function unionToBody(
     case 'ReduceChunk': return accessor(new ReduceChunk())! as ReduceChunk;
     case 'InputRegion': return accessor(new InputRegion())! as InputRegion;
     case 'Control': return accessor(new Control())! as Control;
+    case 'LinkProbe': return accessor(new LinkProbe())! as LinkProbe;
     default: return null;
   }
 }
 
 export function unionListToBody(
   type: Body, 
-  accessor: (index: number, obj:Control|Hello|InputRegion|ReduceChunk|Strip) => Control|Hello|InputRegion|ReduceChunk|Strip|null, 
+  accessor: (index: number, obj:Control|Hello|InputRegion|LinkProbe|ReduceChunk|Strip) => Control|Hello|InputRegion|LinkProbe|ReduceChunk|Strip|null, 
   index: number
-): Control|Hello|InputRegion|ReduceChunk|Strip|null {
+): Control|Hello|InputRegion|LinkProbe|ReduceChunk|Strip|null {
   switch(Body[type]) {
     case 'NONE': return null; 
     case 'Hello': return accessor(index, new Hello())! as Hello;
@@ -54,6 +59,7 @@ export function unionListToBody(
     case 'ReduceChunk': return accessor(index, new ReduceChunk())! as ReduceChunk;
     case 'InputRegion': return accessor(index, new InputRegion())! as InputRegion;
     case 'Control': return accessor(index, new Control())! as Control;
+    case 'LinkProbe': return accessor(index, new LinkProbe())! as LinkProbe;
     default: return null;
   }
 }
@@ -644,6 +650,106 @@ static createControl(builder:flatbuffers.Builder, kind:ControlKind, epoch:number
   Control.addEpoch(builder, epoch);
   Control.addReason(builder, reasonOffset);
   return Control.endControl(builder);
+}
+}
+
+export class LinkProbe {
+  bb: flatbuffers.ByteBuffer|null = null;
+  bb_pos = 0;
+  __init(i:number, bb:flatbuffers.ByteBuffer):LinkProbe {
+  this.bb_pos = i;
+  this.bb = bb;
+  return this;
+}
+
+static getRootAsLinkProbe(bb:flatbuffers.ByteBuffer, obj?:LinkProbe):LinkProbe {
+  return (obj || new LinkProbe()).__init(bb.readInt32(bb.position()) + bb.position(), bb);
+}
+
+static getSizePrefixedRootAsLinkProbe(bb:flatbuffers.ByteBuffer, obj?:LinkProbe):LinkProbe {
+  bb.setPosition(bb.position() + flatbuffers.SIZE_PREFIX_LENGTH);
+  return (obj || new LinkProbe()).__init(bb.readInt32(bb.position()) + bb.position(), bb);
+}
+
+id():number {
+  const offset = this.bb!.__offset(this.bb_pos, 4);
+  return offset ? this.bb!.readUint32(this.bb_pos + offset) : 0;
+}
+
+chunk():number {
+  const offset = this.bb!.__offset(this.bb_pos, 6);
+  return offset ? this.bb!.readUint32(this.bb_pos + offset) : 0;
+}
+
+chunks():number {
+  const offset = this.bb!.__offset(this.bb_pos, 8);
+  return offset ? this.bb!.readUint32(this.bb_pos + offset) : 0;
+}
+
+payload(index: number):number|null {
+  const offset = this.bb!.__offset(this.bb_pos, 10);
+  return offset ? this.bb!.readFloat32(this.bb!.__vector(this.bb_pos + offset) + index * 4) : 0;
+}
+
+payloadLength():number {
+  const offset = this.bb!.__offset(this.bb_pos, 10);
+  return offset ? this.bb!.__vector_len(this.bb_pos + offset) : 0;
+}
+
+payloadArray():Float32Array|null {
+  const offset = this.bb!.__offset(this.bb_pos, 10);
+  return offset ? new Float32Array(this.bb!.bytes().buffer, this.bb!.bytes().byteOffset + this.bb!.__vector(this.bb_pos + offset), this.bb!.__vector_len(this.bb_pos + offset)) : null;
+}
+
+static startLinkProbe(builder:flatbuffers.Builder) {
+  builder.startObject(4);
+}
+
+static addId(builder:flatbuffers.Builder, id:number) {
+  builder.addFieldInt32(0, id, 0);
+}
+
+static addChunk(builder:flatbuffers.Builder, chunk:number) {
+  builder.addFieldInt32(1, chunk, 0);
+}
+
+static addChunks(builder:flatbuffers.Builder, chunks:number) {
+  builder.addFieldInt32(2, chunks, 0);
+}
+
+static addPayload(builder:flatbuffers.Builder, payloadOffset:flatbuffers.Offset) {
+  builder.addFieldOffset(3, payloadOffset, 0);
+}
+
+static createPayloadVector(builder:flatbuffers.Builder, data:number[]|Float32Array):flatbuffers.Offset;
+/**
+ * @deprecated This Uint8Array overload will be removed in the future.
+ */
+static createPayloadVector(builder:flatbuffers.Builder, data:number[]|Uint8Array):flatbuffers.Offset;
+static createPayloadVector(builder:flatbuffers.Builder, data:number[]|Float32Array|Uint8Array):flatbuffers.Offset {
+  builder.startVector(4, data.length, 4);
+  for (let i = data.length - 1; i >= 0; i--) {
+    builder.addFloat32(data[i]!);
+  }
+  return builder.endVector();
+}
+
+static startPayloadVector(builder:flatbuffers.Builder, numElems:number) {
+  builder.startVector(4, numElems, 4);
+}
+
+static endLinkProbe(builder:flatbuffers.Builder):flatbuffers.Offset {
+  const offset = builder.endObject();
+  return offset;
+}
+
+static createLinkProbe(builder:flatbuffers.Builder, id:number, chunk:number, chunks:number, payloadOffset:flatbuffers.Offset):flatbuffers.Offset {
+  LinkProbe.startLinkProbe(builder);
+  LinkProbe.addId(builder, id);
+  LinkProbe.addChunk(builder, chunk);
+  LinkProbe.addChunks(builder, chunks);
+  LinkProbe.addPayload(builder, payloadOffset);
+  return LinkProbe.endLinkProbe(builder);
 }
 }
 
