@@ -3,7 +3,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { type ConvLayer, type FrontLayer, type MaxpoolLayer, type Network, mapShapes } from '../model/layers.js';
 import type { ConvParams, FrontParams } from '../model/weights.js';
-import { type AffineConstants, affineActivateBackward, affineActivateForward } from './wasm-kernels/bn-activation.js';
+import { type AffineActivateGradients, type AffineConstants, affineActivateBackward, affineActivateForward } from './wasm-kernels/bn-activation.js';
 
 const LEAKY_SLOPE = 0.1; // Darknet's leaky ReLU
 const BN_EPSILON = 0.000001; // Darknet divides by sqrt(variance) + .000001f
@@ -117,11 +117,14 @@ function activationBackward(layer: ConvLayer, signOf: tf.Tensor4D, dy: tf.Tensor
   return result;
 }
 
-export interface ConvOutputGradients {
-  /** The gradient at the convolution's output. */
-  readonly dConv: tf.Tensor4D;
-  readonly dBiases: tf.Tensor1D;
-  readonly dScales?: tf.Tensor1D;
+/** The gradient at the convolution's output and the per-channel sums of the bias and scale gradients. */
+export type ConvOutputGradients = AffineActivateGradients;
+
+/** A per-channel sum tensor as float64 values; the tensor is disposed. */
+function sums(t: tf.Tensor): Float64Array {
+  const values = Float64Array.from(t.dataSync());
+  t.dispose();
+  return values;
 }
 
 /**
@@ -132,25 +135,31 @@ export function convOutputBackward(layer: ConvLayer, t: ConvTensors, stashed: tf
   if (fusable(t)) return affineActivateBackward(layer, t.constants, LEAKY_SLOPE, stashed, dy);
   if (!t.bn) {
     const dConv = activationBackward(layer, stashed, dy);
-    return { dConv, dBiases: tf.sum(dConv, [0, 1, 2]) as tf.Tensor1D };
+    return { dConv, biasSums: sums(tf.sum(dConv, [0, 1, 2])) };
   }
   const z = affine(t, stashed);
   const dAffine = activationBackward(layer, z, dy);
   z.dispose();
-  const dBiases = tf.sum(dAffine, [0, 1, 2]) as tf.Tensor1D;
-  // dScales = sum(dAffine * (preNorm - mean) / divisor) per channel, formed without materialising
-  // the normalized map: (sum(dAffine * preNorm) - mean * sum(dAffine)) / divisor.
+  const biasSums = sums(tf.sum(dAffine, [0, 1, 2]));
   const product = tf.mul(dAffine, stashed);
-  const weighted = tf.sum(product, [0, 1, 2]);
+  const productSums = sums(tf.sum(product, [0, 1, 2]));
   product.dispose();
-  const dScales = tf.tidy(() => tf.div(tf.sub(weighted, tf.mul(t.bn!.mean, dBiases)), t.bn!.divisor)) as tf.Tensor1D;
-  weighted.dispose();
   // dConv = dAffine * scales / divisor with the per-channel factor formed first: one full-size op.
   const factor = tf.div(t.bn.scales, t.bn.divisor);
   const dConv = tf.mul(dAffine, factor);
   factor.dispose();
   release(dAffine, dy);
-  return { dConv: dConv as tf.Tensor4D, dBiases, dScales };
+  return { dConv: dConv as tf.Tensor4D, biasSums, productSums };
+}
+
+/**
+ * dScales = sum(dAffine * (preNorm - mean) / divisor) per channel, formed without materialising the
+ * normalized map: (sum(dAffine * preNorm) - mean * sum(dAffine)) / divisor.
+ */
+export function scaleGradient(t: ConvTensors, biasSums: Float64Array, productSums: Float64Array): Float64Array {
+  const bn = t.constants?.bn;
+  if (!bn) throw new Error('the scale gradient needs the batch-norm constants');
+  return productSums.map((p, c) => (p - bn.mean[c]! * biasSums[c]!) / bn.divisor[c]!);
 }
 
 export function convFilterGradient(layer: ConvLayer, t: ConvTensors, paddedInput: tf.Tensor4D, dConv: tf.Tensor4D): tf.Tensor4D {

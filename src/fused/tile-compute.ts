@@ -3,23 +3,31 @@
 // output, any other layer its output (the next layer's input, the sign for the activation, the
 // argmax for maxpool). Backward recomputes the rest from the stash with the same ops, bit for bit,
 // and back-propagates the gradient of the outputs the tile owns: a partial input gradient over the
-// extended region plus this tile's share of every weight gradient. The backend's heap then holds
-// one layer's working set at a time; everything that outlives a layer lives in the arenas.
+// extended region plus this tile's share of every weight gradient.
+//
+// Each layer reads its input from the arena and writes its results there, a band of output rows at a
+// time (tiles/bands.ts): the backend's heap holds one band of one layer, never a whole big map.
+// Bands change nothing but the order of float sums where they meet: a conv or pool output element
+// is computed from the same inputs by the same kernel whatever band it is in (checked: bit for bit),
+// and the input and weight gradients add up band contributions.
 import * as tf from '@tensorflow/tfjs-core';
 import type { FrontLayer, MapShape } from '../model/layers.js';
+import { BAND_BYTES, bandReadRows, layerBands } from '../tiles/bands.js';
 import type { FusedRegions } from '../tiles/fused-regions.js';
-import { type Region, margins, regionHeight, regionWidth } from '../tiles/region.js';
+import { type Span, margins, regionHeight, regionWidth } from '../tiles/region.js';
 import {
-  type LayerTensors, convFilterGradient, convInputGradient, convOutputBackward, convolve, maxpoolBackward, maxpoolForward,
-  normalizeActivate, paddingValue, stashesPreNorm,
+  type ConvOutputGradients, type LayerTensors, convFilterGradient, convInputGradient, convOutputBackward, convolve, maxpoolBackward, maxpoolForward,
+  normalizeActivate, paddingValue, scaleGradient, stashesPreNorm,
 } from './layer-ops.js';
-import { tensorFromView, writeTensor } from './tensor-io.js';
+import { type MapView, addRows, addTensor, tensorFromRows, writeRows, writeTensor } from './tensor-io.js';
 
 export interface ComputeContext {
   readonly layers: readonly FrontLayer[];
   readonly maps: readonly MapShape[];
   readonly batch: number;
   readonly params: readonly LayerTensors[];
+  /** Heap bytes a band may keep live (default BAND_BYTES); tests lower it so small maps are banded. */
+  readonly bandBytes?: number;
 }
 
 /** Materialise the padding between the held region and the region the layer reads. */
@@ -30,43 +38,30 @@ function padToRead(x: tf.Tensor4D, regions: FusedRegions, layer: number, value: 
   return tf.pad(x, [[0, 0], [m.top, m.bottom], [m.left, m.right], [0, 0]], value);
 }
 
-/** Drop the padding again: the adjoint of padToRead. */
-function cropToHeld(dPadded: tf.Tensor4D, regions: FusedRegions, layer: number): tf.Tensor4D {
-  const i = layer - regions.firstLayer;
-  const held = regions.held[i]!;
-  const m = margins(regions.read[i]!, held);
-  if (m.top === 0 && m.bottom === 0 && m.left === 0 && m.right === 0) return dPadded;
-  return tf.slice(dPadded, [0, m.top, m.left, 0], [-1, regionHeight(held), regionWidth(held), -1]);
-}
-
 const dispose = (t: tf.Tensor, ...unless: tf.Tensor[]): void => {
   if (!unless.includes(t)) t.dispose();
 };
 
 /**
- * Forward through regions.firstLayer..lastLayer from `input` (over regions.held[0], kept). Hands
- * each layer's stash tensor to `keep` (valid only during the call) and returns the output over the
- * last held region. Also the body of the tf.grad reference, so tiles and reference run the same ops.
+ * Forward through regions.firstLayer..lastLayer from `input` (over regions.held[0], kept) as whole
+ * tensors; returns the output over the last held region. The body of the tf.grad reference (and of
+ * plain inference): the same layer ops as the tile path, without bands.
  */
 export function forwardLayers(
   layers: readonly FrontLayer[],
   params: readonly LayerTensors[],
   regions: FusedRegions,
   input: tf.Tensor4D,
-  keep?: (layer: number, stashed: tf.Tensor4D) => void,
 ): tf.Tensor4D {
   let x = input;
   for (let l = regions.firstLayer; l <= regions.lastLayer; l++) {
     const layer = layers[l]!;
     const padded = padToRead(x, regions, l, paddingValue(layer));
     let y: tf.Tensor4D;
-    if (layer.kind === 'maxpool') {
-      y = maxpoolForward(layer, padded);
-      keep?.(l, y);
-    } else {
+    if (layer.kind === 'maxpool') y = maxpoolForward(layer, padded);
+    else {
       const conv = convolve(layer, params[l]!, padded);
       y = normalizeActivate(layer, params[l]!, conv);
-      keep?.(l, stashesPreNorm(layer) ? conv : y);
       dispose(conv, y);
     }
     dispose(padded, x);
@@ -76,25 +71,87 @@ export function forwardLayers(
   return x;
 }
 
-export const regionShape = (ctx: ComputeContext, map: number, region: Region): number[] =>
-  [ctx.batch, regionHeight(region), regionWidth(region), ctx.maps[map]!.channels];
+/** Map `map` of the run over its held region, in (the start of) `data`. */
+function mapView(ctx: ComputeContext, regions: FusedRegions, map: number, data: Float32Array): MapView {
+  const held = regions.held[map - regions.firstLayer]!;
+  const shape = [ctx.batch, regionHeight(held), regionWidth(held), ctx.maps[map]!.channels] as const;
+  const floats = shape[0] * shape[1] * shape[2] * shape[3];
+  if (data.length < floats) throw new Error(`buffer of ${data.length} floats cannot hold map ${map} [${shape.join(', ')}]`);
+  return { data: data.subarray(0, floats), shape };
+}
+
+const bandsOf = (ctx: ComputeContext, regions: FusedRegions, layer: number): Span[] => layerBands(ctx, regions, layer, ctx.bandBytes ?? BAND_BYTES);
+
+/**
+ * Layer `layer`'s input rows that output rows `out` read, with the padding materialised, from the
+ * layer's input map: the run's input, or what the previous layer kept (a BN conv's pre-norm output,
+ * normalized and activated here, bit for bit as forward did).
+ */
+function paddedBand(ctx: ComputeContext, regions: FusedRegions, layer: number, input: MapView, out: Span): tf.Tensor4D {
+  const i = layer - regions.firstLayer;
+  const m = margins(regions.read[i]!, regions.held[i]!);
+  const read = bandReadRows(ctx.layers[layer]!, out);
+  const rows = { start: Math.max(0, read.start - m.top), end: Math.min(input.shape[1], read.end - m.top) };
+  let x = tensorFromRows(input, rows);
+  const previous = ctx.layers[layer - 1];
+  if (layer > regions.firstLayer && previous?.kind === 'conv' && stashesPreNorm(previous)) {
+    const output = normalizeActivate(previous, ctx.params[layer - 1]!, x);
+    x.dispose();
+    x = output;
+  }
+  const top = rows.start - (read.start - m.top);
+  const bottom = read.end - m.top - rows.end;
+  if (top === 0 && bottom === 0 && m.left === 0 && m.right === 0) return x;
+  const padded = tf.pad(x, [[0, 0], [top, bottom], [m.left, m.right], [0, 0]], paddingValue(ctx.layers[layer]!));
+  x.dispose();
+  return padded;
+}
 
 export interface ForwardBuffers {
   /** Over regions.held[0]. */
   readonly input: Float32Array;
-  /** Per layer, over the layer's held output region; absent when nothing is kept for backward. */
-  readonly stash?: (layer: number) => Float32Array;
+  /**
+   * Per layer, over the layer's held output region: what backward needs (see stashesPreNorm), which
+   * the next layer reads as its input. Every layer but the last has one; the last has one when
+   * backward reuses this pass.
+   */
+  readonly stash: (layer: number) => Float32Array | undefined;
   /** Over the last held region (the tile's core of the run's output map); absent for a recompute pass. */
   readonly output?: Float32Array;
 }
 
 export function forwardTile(ctx: ComputeContext, regions: FusedRegions, buffers: ForwardBuffers): void {
-  const input = tensorFromView(buffers.input, regionShape(ctx, regions.firstLayer, regions.held[0]!));
-  const stash = buffers.stash;
-  const output = forwardLayers(ctx.layers, ctx.params, regions, input, stash && ((l, t) => writeTensor(t, stash(l))));
-  if (buffers.output) writeTensor(output, buffers.output);
-  dispose(output, input);
-  input.dispose();
+  let input = mapView(ctx, regions, regions.firstLayer, buffers.input);
+  for (let l = regions.firstLayer; l <= regions.lastLayer; l++) {
+    const layer = ctx.layers[l]!;
+    const stash = buffers.stash(l);
+    if (!stash && l < regions.lastLayer) throw new Error(`forward of layer ${l} has no buffer for what the next layer reads`);
+    const kept = stash && mapView(ctx, regions, l + 1, stash);
+    const output = l === regions.lastLayer && buffers.output ? mapView(ctx, regions, l + 1, buffers.output) : undefined;
+    for (const band of bandsOf(ctx, regions, l)) {
+      const padded = paddedBand(ctx, regions, l, input, band);
+      if (layer.kind === 'maxpool') {
+        const y = maxpoolForward(layer, padded);
+        if (kept) writeRows(y, kept, band.start);
+        if (output) writeRows(y, output, band.start);
+        tf.dispose([padded, y]);
+        continue;
+      }
+      const t = ctx.params[l]!;
+      const conv = convolve(layer, t, padded);
+      padded.dispose();
+      const preNorm = stashesPreNorm(layer);
+      if (kept && preNorm) writeRows(conv, kept, band.start);
+      if (output || (kept && !preNorm)) {
+        const y = normalizeActivate(layer, t, conv);
+        if (kept && !preNorm) writeRows(y, kept, band.start);
+        if (output) writeRows(y, output, band.start);
+        y.dispose();
+      }
+      conv.dispose();
+    }
+    if (kept) input = kept;
+  }
 }
 
 export interface BackwardBuffers {
@@ -105,6 +162,11 @@ export interface BackwardBuffers {
   readonly outputGradient: Float32Array;
   /** Receives the partial gradient over the held region at map `fromLayer`; absent when not wanted. */
   readonly partial?: Float32Array;
+  /**
+   * The gradient at map m, fromLayer < m <= lastLayer, over its held region (in the start of the
+   * buffer): written by layer m's backward, read by layer m - 1's.
+   */
+  readonly gradient: (map: number) => Float32Array;
   /** Per conv layer: filter [k,k,in,out], then biases, then BN scales (the reduction bucket). */
   readonly weightGradient: (layer: number) => Float32Array;
 }
@@ -114,61 +176,89 @@ export interface BackwardBuffers {
  * gradient is written, before the first layer's filter gradient, so its strips can travel meanwhile.
  */
 export function backwardTile(ctx: ComputeContext, regions: FusedRegions, fromLayer: number, buffers: BackwardBuffers, onPartial: () => void): void {
-  const { layers, params } = ctx;
-  const heldShape = (l: number): number[] => regionShape(ctx, l, regions.held[l - regions.firstLayer]!);
-  const stashed = (l: number): tf.Tensor4D => tensorFromView(buffers.stash(l), heldShape(l + 1));
-  // A layer's input: the run's input, or the previous layer's output recomputed from its stash.
-  const layerInput = (l: number): tf.Tensor4D => {
-    if (l === regions.firstLayer) return tensorFromView(buffers.input, heldShape(l));
-    const previous = layers[l - 1]!;
-    const kept = stashed(l - 1);
-    if (!stashesPreNorm(previous) || previous.kind !== 'conv') return kept;
-    const output = normalizeActivate(previous, params[l - 1]!, kept);
-    kept.dispose();
-    return output;
-  };
-
-  let dy = tensorFromView(buffers.outputGradient, heldShape(regions.lastLayer + 1));
+  const map = (m: number, data: Float32Array): MapView => mapView(ctx, regions, m, data);
+  let dy = map(regions.lastLayer + 1, buffers.outputGradient);
   for (let l = regions.lastLayer; l >= fromLayer; l--) {
-    const layer = layers[l]!;
-    const wantInput = l > fromLayer || buffers.partial !== undefined;
-    const input = layerInput(l);
-    const padded = padToRead(input, regions, l, paddingValue(layer));
-    let dPadded: tf.Tensor4D | null = null;
-    let afterPartial = (): void => undefined;
+    const layer = ctx.layers[l]!;
+    const input = map(l, l === regions.firstLayer ? buffers.input : buffers.stash(l - 1));
+    const kept = map(l + 1, buffers.stash(l));
+    const bands = bandsOf(ctx, regions, l);
+    // The input gradient, summed over bands (their input rows overlap by size - stride).
+    const dInputData = l > fromLayer ? buffers.gradient(l) : buffers.partial;
+    const dInput = dInputData && map(l, dInputData);
+    dInput?.data.fill(0);
+    const m = margins(regions.read[l - regions.firstLayer]!, regions.held[l - regions.firstLayer]!);
+    const addInputGradient = (dPadded: tf.Tensor4D, band: Span): void => {
+      addRows(dPadded, dInput!, bandReadRows(layer, band).start - m.top, -m.left);
+      dPadded.dispose();
+    };
+
     if (layer.kind === 'maxpool') {
-      const output = stashed(l);
-      dPadded = maxpoolBackward(layer, padded, output, dy);
-      output.dispose();
-    } else {
-      const t = params[l]!;
-      const key = stashed(l);
-      const g = convOutputBackward(layer, t, key, dy);
+      if (!dInput) break; // a pool has no weights: nothing is wanted from it
+      for (const band of bands) {
+        const padded = paddedBand(ctx, regions, l, input, band);
+        const output = tensorFromRows(kept, band);
+        const d = tensorFromRows(dy, band);
+        addInputGradient(maxpoolBackward(layer, padded, output, d), band);
+        tf.dispose([padded, output, d]);
+      }
+      if (l === fromLayer) onPartial();
+      dy = dInput;
+      continue;
+    }
+
+    const t = ctx.params[l]!;
+    const target = buffers.weightGradient(l);
+    const filterFloats = t.filter.size;
+    // Band sums add up in float64: a cancelling sum must not collect one float32 rounding per band.
+    const biasSums = new Float64Array(layer.filters);
+    const productSums = new Float64Array(layer.filters);
+    const filterSums = bands.length > 1 ? new Float64Array(filterFloats) : null;
+    // A band's padded input and the gradient at its conv output; stash and dy rows are dropped.
+    const bandGradients = (band: Span): { padded: tf.Tensor4D; g: ConvOutputGradients } => {
+      const padded = paddedBand(ctx, regions, l, input, band);
+      const key = tensorFromRows(kept, band);
+      const d = tensorFromRows(dy, band);
+      const g = convOutputBackward(layer, t, key, d);
       key.dispose();
-      if (wantInput) dPadded = convInputGradient(layer, t, g.dConv, padded.shape);
-      const target = buffers.weightGradient(l);
-      // The filter gradient waits until the partial gradient is on its way (first layer) or runs now.
-      afterPartial = () => {
-        const dFilter = convFilterGradient(layer, t, padded, g.dConv);
-        writeTensor(dFilter, target, 0);
-        writeTensor(g.dBiases, target, dFilter.size);
-        if (g.dScales) writeTensor(g.dScales, target, dFilter.size + g.dBiases.size);
-        tf.dispose([dFilter, g.dBiases, ...(g.dScales ? [g.dScales] : [])]);
-        dispose(g.dConv, dy);
-      };
+      dispose(d, g.dConv);
+      return { padded, g };
+    };
+    const addFilterGradient = (padded: tf.Tensor4D, dConv: tf.Tensor4D): void => {
+      const dFilter = convFilterGradient(layer, t, padded, dConv);
+      if (filterSums) addTensor(dFilter, filterSums);
+      else writeTensor(dFilter, target);
+      tf.dispose([dFilter, padded, dConv]);
+    };
+    // The first layer's filter gradient waits until the partial gradient is complete and on its way.
+    // Over several bands it then recomputes each band's conv-output gradient (elementwise, cheap)
+    // rather than keep the whole layer's; a single band is kept.
+    const deferFilter = l === fromLayer && dInput !== undefined;
+    let single: { padded: tf.Tensor4D; dConv: tf.Tensor4D } | null = null;
+    for (const band of bands) {
+      const { padded, g } = bandGradients(band);
+      for (let c = 0; c < layer.filters; c++) {
+        biasSums[c] = biasSums[c]! + g.biasSums[c]!;
+        if (g.productSums) productSums[c] = productSums[c]! + g.productSums[c]!;
+      }
+      if (dInput) addInputGradient(convInputGradient(layer, t, g.dConv, padded.shape), band);
+      if (!deferFilter) addFilterGradient(padded, g.dConv);
+      else if (bands.length === 1) single = { padded, dConv: g.dConv };
+      else tf.dispose([padded, g.dConv]);
     }
-    dispose(input, padded);
-    const dInput = dPadded && cropToHeld(dPadded, regions, l);
-    if (dPadded) dispose(dPadded, dInput!);
-    if (l === fromLayer && dInput && buffers.partial) {
-      writeTensor(dInput, buffers.partial);
+    target.set(biasSums, filterFloats);
+    if (layer.batchNormalize) target.set(scaleGradient(t, biasSums, productSums), filterFloats + layer.filters);
+    if (deferFilter) {
       onPartial();
+      if (single) addFilterGradient(single.padded, single.dConv);
+      else {
+        for (const band of bands) {
+          const { padded, g } = bandGradients(band);
+          addFilterGradient(padded, g.dConv);
+        }
+      }
     }
-    afterPartial();
-    padded.dispose();
-    dy.dispose();
-    dy = dInput ?? dy;
-    if (!dInput) break;
+    if (filterSums) target.set(filterSums);
+    if (dInput) dy = dInput;
   }
-  if (!dy.isDisposed) dy.dispose();
 }

@@ -33,6 +33,8 @@ export class InlineEngine implements ComputeEngine {
     private readonly batch: number,
     private readonly params: FrontParams,
     private readonly views: (location: BufferLocation) => Float32Array,
+    /** Heap bytes a band may keep live (tests); by default tiles/bands.ts's. */
+    private readonly bandBytes?: number,
   ) {
     this.maps = mapShapes(net);
   }
@@ -46,7 +48,8 @@ export class InlineEngine implements ComputeEngine {
     if (!this.tensors) throw new Error('compute engine has no parameters: call loadParams() first');
     const started = performance.now();
     try {
-      runTask({ layers: this.net.layers, maps: this.maps, batch: this.batch, params: this.tensors }, this.views, task, onPartial);
+      const ctx = { layers: this.net.layers, maps: this.maps, batch: this.batch, params: this.tensors, ...(this.bandBytes !== undefined ? { bandBytes: this.bandBytes } : {}) };
+      runTask(ctx, this.views, task, onPartial);
     } finally {
       this.busy += (performance.now() - started) / 1000;
     }

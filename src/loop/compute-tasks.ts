@@ -8,8 +8,8 @@ export interface ForwardTask {
   readonly kind: 'forward';
   readonly regions: FusedRegions;
   readonly input: BufferLocation;
-  /** By layer; null when backward will not reuse this pass. */
-  readonly stash: Readonly<Record<number, BufferLocation>> | null;
+  /** By layer: every layer but the last (the next layer's input), and the last when backward reuses this pass. */
+  readonly stash: Readonly<Record<number, BufferLocation>>;
   /** Null for a recompute pass, whose output nobody reads. */
   readonly output: BufferLocation | null;
 }
@@ -22,6 +22,8 @@ export interface BackwardTask {
   readonly stash: Readonly<Record<number, BufferLocation>>;
   readonly outputGradient: BufferLocation;
   readonly partial: BufferLocation | null;
+  /** The gradient between the window's layers: at map m in gradients[m % 2] (null when no map needs it). */
+  readonly gradients: readonly (BufferLocation | null)[];
   readonly weights: Readonly<Record<number, BufferLocation>>;
 }
 
@@ -41,7 +43,7 @@ export function runTask(ctx: ComputeContext, views: Views, task: ComputeTask, on
     const stash = task.stash;
     forwardTile(ctx, task.regions, {
       input: views(task.input),
-      ...(stash ? { stash: (l: number) => views(pick(stash, l, 'stash')) } : {}),
+      stash: (l) => (stash[l] ? views(stash[l]) : undefined),
       ...(task.output ? { output: views(task.output) } : {}),
     });
     return;
@@ -51,6 +53,11 @@ export function runTask(ctx: ComputeContext, views: Views, task: ComputeTask, on
     stash: (l) => views(pick(task.stash, l, 'stash')),
     outputGradient: views(task.outputGradient),
     ...(task.partial ? { partial: views(task.partial) } : {}),
+    gradient: (m) => {
+      const location = task.gradients[m % 2];
+      if (!location) throw new Error(`task has no buffer for the gradient at map ${m}`);
+      return views(location);
+    },
     weightGradient: (l) => views(pick(task.weights, l, 'weight-gradient')),
   }, onPartial);
 }

@@ -43,7 +43,8 @@ async function main(): Promise<void> {
     const started = performance.now();
     try {
       if (!tensors) throw new Error('task before parameters were loaded');
-      runTask({ layers: setup.net.layers, maps, batch: setup.batch, params: tensors }, views, message.task, () => post({ type: 'partial', id: message.id }));
+      const ctx = { layers: setup.net.layers, maps, batch: setup.batch, params: tensors, ...(setup.bandBytes !== undefined ? { bandBytes: setup.bandBytes } : {}) };
+      runTask(ctx, views, message.task, () => post({ type: 'partial', id: message.id }));
       post({ type: 'done', id: message.id, seconds: (performance.now() - started) / 1000, wasmHeapBytes: wasmHeapBytes() });
     } catch (error) {
       post({ type: 'failed', id: message.id, message: (error as Error).message });

@@ -21,6 +21,8 @@ export interface RuntimeRequest {
   readonly overlap?: boolean;
   readonly wantInputGradient?: boolean;
   readonly workerScript?: URL;
+  /** Heap bytes a band of a layer may keep live; tests lower it so small maps are computed in bands. */
+  readonly bandBytes?: number;
 }
 
 export interface DeviceRuntimeWithParams extends DeviceRuntime {
@@ -40,12 +42,13 @@ export async function createDeviceRuntime(request: RuntimeRequest): Promise<Devi
     // Loaded only here: a scheduler with compute workers never loads tfjs (about 40 MB of RSS).
     const [{ ensureBackend }, { InlineEngine }] = await Promise.all([import('../fused/backend.js'), import('./compute-engine.js')]);
     backend = await ensureBackend(request.backend);
-    engine = new InlineEngine(plan.net, plan.batch, shared.params, (l) => arenas.viewAt(l));
+    engine = new InlineEngine(plan.net, plan.batch, shared.params, (l) => arenas.viewAt(l), request.bandBytes);
   } else {
     const workers = await WorkerEngine.start({
       threads: request.threads, net: plan.net, batch: plan.batch, ...(request.backend ? { backend: request.backend } : {}),
       paramsBuffer: shared.buffer, arenaBuffers: arenas.buffers,
       ...(request.workerScript ? { script: request.workerScript } : {}),
+      ...(request.bandBytes !== undefined ? { bandBytes: request.bandBytes } : {}),
     });
     engine = workers;
     backend = workers.backend;

@@ -112,7 +112,8 @@ export async function runDeviceStep(runtime: DeviceRuntime, exchange: Exchange, 
         kind: 'forward',
         regions,
         input: at(keys.groupInput(g, tile)),
-        stash: keepForward.has(g) ? layersOf(group.first, group.last, (l) => keys.groupStash(g, tile, l)) : null,
+        // Backward reuses the stash, or only the next layer reads each layer's output (arena-plan.ts).
+        stash: layersOf(group.first, keepForward.has(g) ? group.last : group.last - 1, (l) => keys.groupStash(g, tile, l)),
         output: at(keys.groupOutput(g, tile)),
       });
     }));
@@ -157,6 +158,7 @@ export async function runDeviceStep(runtime: DeviceRuntime, exchange: Exchange, 
         .filter((l) => weightBucketLength(plan, l) !== null)
         .map((l) => [l, at(tiles.length > 1 ? keys.tileWeightGradient(l, tile) : keys.weightGradient(l))]));
       const partial = wantPartial(h) ? at(keys.windowPartial(h, tile)) : null;
+      const gradients = [0, 1].map((parity) => (arenas.has(keys.windowGradient(h, tile, parity)) ? at(keys.windowGradient(h, tile, parity)) : null));
       let sent: Promise<void> = Promise.resolve();
       const send = (): void => {
         sent = sendGradient.get(`${h}/${tile}`)!(view(keys.windowPartial(h, tile)), view(sumKey(tile)));
@@ -164,7 +166,7 @@ export async function runDeviceStep(runtime: DeviceRuntime, exchange: Exchange, 
       };
       await engine.run({
         kind: 'backward', regions, fromLayer: group.first, input, stash,
-        outputGradient: at(keys.windowOutputGradient(h, tile)), partial, weights,
+        outputGradient: at(keys.windowOutputGradient(h, tile)), partial, gradients, weights,
       }, partial && overlap ? send : undefined);
       if (partial && !overlap) send();
       await sent;

@@ -35,6 +35,7 @@ export interface WorkerEngineOptions {
   readonly arenaBuffers: readonly SharedArrayBuffer[];
   /** The bundled worker entry; by default dist/compute-worker.js next to the running bundle. */
   readonly script?: URL;
+  readonly bandBytes?: number;
 }
 
 export class WorkerEngine implements ComputeEngine {
@@ -60,6 +61,7 @@ export class WorkerEngine implements ComputeEngine {
     const setup: WorkerSetup = {
       net: options.net, batch: options.batch, ...(options.backend ? { backend: options.backend } : {}),
       paramsBuffer: options.paramsBuffer, arenaBuffers: options.arenaBuffers,
+      ...(options.bandBytes !== undefined ? { bandBytes: options.bandBytes } : {}),
     };
     const pool = Array.from({ length: options.threads }, (_, index): Thread => ({
       worker: new Worker(script, { workerData: setup }), index, current: null, busySeconds: 0, heapBytes: 0,

@@ -11,6 +11,8 @@ export interface WorkerSetup {
   readonly backend?: BackendName;
   readonly paramsBuffer: SharedArrayBuffer;
   readonly arenaBuffers: readonly SharedArrayBuffer[];
+  /** Heap bytes a band may keep live (tests); by default tiles/bands.ts's. */
+  readonly bandBytes?: number;
 }
 
 export type ToWorker =

@@ -98,12 +98,18 @@ export const bufferKeys = {
   groupInput: (g: number, tile: number) => `forward ${g}/tile ${tile}/input`,
   /** What backward needs from layer l of forward group g (see tile-compute: pre-norm or output). */
   groupStash: (g: number, tile: number, layer: number) => `forward ${g}/tile ${tile}/stash ${layer}`,
-  /** Forward group g's output core. */
+  /**
+   * Forward group g's output core. (A group whose stash backward does not reuse still has stash
+   * buffers for all but its last layer, live only while it computes: each layer reads the previous
+   * one's output from the arena.)
+   */
   groupOutput: (g: number, tile: number) => `forward ${g}/tile ${tile}/output`,
   windowInput: (h: number, tile: number) => `backward ${h}/tile ${tile}/input`,
   windowStash: (h: number, tile: number, layer: number) => `backward ${h}/tile ${tile}/stash ${layer}`,
   /** The loss gradient over the core of backward window h's output map. */
   windowOutputGradient: (h: number, tile: number) => `backward ${h}/tile ${tile}/output gradient`,
+  /** The gradient between a window's layers, at its maps of even (0) or odd (1) index, alternating. */
+  windowGradient: (h: number, tile: number, parity: number) => `backward ${h}/tile ${tile}/gradient ${parity}`,
   /** The partial gradient over the window's held region at its first map. */
   windowPartial: (h: number, tile: number) => `backward ${h}/tile ${tile}/partial`,
   /** Gradient strip from another tile, kept apart so sums run in tile order. */
@@ -157,10 +163,8 @@ export function planDeviceArenas(plan: TilePlan, rank: number, options: ArenaPla
       const regions = plan.forward[g]![tile]!;
       // Halo strips land while the previous group computes.
       requests.push({ key: bufferKeys.groupInput(g, tile), owner, floats: regionFloats(plan, group.first, regions.held[0]!), first: Math.max(0, g - 1), last: keptUntil ?? g });
-      if (keptUntil !== null) {
-        for (let l = group.first; l <= group.last; l++) {
-          requests.push({ key: bufferKeys.groupStash(g, tile, l), owner, floats: regionFloats(plan, l + 1, regions.held[l + 1 - group.first]!), first: g, last: keptUntil });
-        }
+      for (let l = group.first; l <= (keptUntil === null ? group.last - 1 : group.last); l++) {
+        requests.push({ key: bufferKeys.groupStash(g, tile, l), owner, floats: regionFloats(plan, l + 1, regions.held[l + 1 - group.first]!), first: g, last: keptUntil ?? g });
       }
       requests.push({ key: bufferKeys.groupOutput(g, tile), owner, floats: regionFloats(plan, group.last + 1, planCore(plan, group.last + 1, tile)), first: g, last: outputUntil });
     }
@@ -179,6 +183,14 @@ export function planDeviceArenas(plan: TilePlan, rank: number, options: ArenaPla
         for (let l = window.recomputeFrom; l <= group.last; l++) {
           requests.push({ key: bufferKeys.windowStash(h, tile, l), owner, floats: regionFloats(plan, l + 1, regions.held[l + 1 - regions.firstLayer]!), first: now, last: now });
         }
+      }
+      // The gradient at maps group.first+1..group.last, alternating between two buffers.
+      for (const parity of [0, 1]) {
+        let floats = 0;
+        for (let m = group.first + 1; m <= group.last; m++) {
+          if (m % 2 === parity) floats = Math.max(floats, regionFloats(plan, m, regions.held[m - regions.firstLayer]!));
+        }
+        if (floats > 0) requests.push({ key: bufferKeys.windowGradient(h, tile, parity), owner, floats, first: now, last: now });
       }
       const outputMap = group.last + 1;
       requests.push({ key: bufferKeys.windowOutputGradient(h, tile), owner, floats: regionFloats(plan, outputMap, planCore(plan, outputMap, tile)), first: now - 1, last: now });

@@ -29,6 +29,8 @@ export interface VerifyRequest {
   readonly workerScript?: URL;
   /** Backend of the compute workers (this thread's backend is whatever is active). */
   readonly backend?: BackendName;
+  /** Heap bytes a band of a layer may keep live (tests lower it so small maps are computed in bands). */
+  readonly bandBytes?: number;
   /** Interposes on every device's exchange (instrumentation, fault injection in tests). */
   readonly wrapExchange?: (exchange: Exchange) => Exchange;
 }
@@ -90,7 +92,8 @@ export async function verify(request: VerifyRequest): Promise<VerifyReport> {
   started = performance.now();
   const cluster = createInMemoryCluster(plan.devices, plan.tileDevice);
   const runtimes = await Promise.all(cluster.map((exchange) =>
-    createDeviceRuntime({ plan, rank: exchange.rank, params, threads: request.workers ?? 0, backend: request.backend ?? 'wasm', wantInputGradient: true, ...(request.workerScript ? { workerScript: request.workerScript } : {}) })));
+    createDeviceRuntime({ plan, rank: exchange.rank, params, threads: request.workers ?? 0, backend: request.backend ?? 'wasm', wantInputGradient: true,
+      ...(request.workerScript ? { workerScript: request.workerScript } : {}), ...(request.bandBytes !== undefined ? { bandBytes: request.bandBytes } : {}) })));
   let results;
   try {
     await Promise.all(runtimes.map((r) => r.engine.loadParams()));

@@ -42,14 +42,18 @@ export function affineActivateForward(layer: ConvLayer, k: AffineConstants, slop
 
 export interface AffineActivateGradients {
   readonly dConv: tf.Tensor4D;
-  readonly dBiases: tf.Tensor1D;
-  readonly dScales?: tf.Tensor1D;
+  /** Per channel, sum(dAffine): the bias gradient. */
+  readonly biasSums: Float64Array;
+  /** With BN, per channel, sum(dAffine * x): dScales = (productSums - mean * biasSums) / divisor. */
+  readonly productSums?: Float64Array;
 }
 
 /**
  * From what the layer stashed and the gradient dy of its output: the gradient at the conv output and
- * the per-channel bias and BN-scale gradients. With BN the stash `x` is the conv output (pre-norm);
- * without, it is the layer's output, whose sign is that of the activation's input. `x`, `dy` are kept.
+ * the per-channel sums the bias and BN-scale gradients are formed from (in float64, so that sums over
+ * bands of a map add up without float32 roundings between them). With BN the stash `x` is the conv
+ * output (pre-norm); without, it is the layer's output, whose sign is that of the activation's
+ * input. `x`, `dy` are kept.
  */
 export function affineActivateBackward(layer: ConvLayer, k: AffineConstants, slope: number, x: tf.Tensor4D, dy: tf.Tensor4D): AffineActivateGradients {
   const backend = wasmBackend();
@@ -62,7 +66,6 @@ export function affineActivateBackward(layer: ConvLayer, k: AffineConstants, slo
   const alpha = f32(slope);
   const { biases, bn } = k;
   const biasSums = new Float64Array(channels);
-  // sum(dAffine * x) per channel: dScales = (sum(dAffine * x) - mean * sum(dAffine)) / divisor.
   const productSums = new Float64Array(channels);
   const factor = bn ? bn.scales.map((s, c) => f32(s / bn.divisor[c]!)) : null;
   for (let i = 0, c = 0; i < x.size; i++, c = c + 1 === channels ? 0 : c + 1) {
@@ -79,9 +82,6 @@ export function affineActivateBackward(layer: ConvLayer, k: AffineConstants, slo
       heap[dAt + i] = f32(d * factor[c]!);
     } else heap[dAt + i] = d;
   }
-  const dBiases = tf.tensor1d(Float32Array.from(biasSums));
   const dConvTensor = tf.engine().makeTensorFromTensorInfo(dConv) as tf.Tensor4D;
-  if (!bn) return { dConv: dConvTensor, dBiases };
-  const dScales = tf.tensor1d(bn.mean.map((m, c) => (productSums[c]! - m * biasSums[c]!) / bn.divisor[c]!));
-  return { dConv: dConvTensor, dBiases, dScales };
+  return bn ? { dConv: dConvTensor, biasSums, productSums } : { dConv: dConvTensor, biasSums };
 }
