@@ -168,11 +168,33 @@ export function convFilterGradient(layer: ConvLayer, t: ConvTensors, paddedInput
   }) as tf.Tensor4D;
 }
 
-/** The gradient over the whole padded input. */
-export function convInputGradient(layer: ConvLayer, t: ConvTensors, dConv: tf.Tensor4D, paddedShape: readonly number[]): tf.Tensor4D {
-  return tf.engine().runKernel('Conv2DBackpropInput', { dy: dConv, filter: t.filter }, {
-    strides: [layer.stride, layer.stride], pad: 'valid', dataFormat: 'NHWC', inputShape: paddedShape,
-  }) as tf.Tensor4D;
+export interface ConvInputGradient {
+  /** The gradient over the whole padded input of the band whose conv-output gradient is `dConv`. */
+  of(dConv: tf.Tensor4D, paddedShape: readonly number[]): tf.Tensor4D;
+  dispose(): void;
+}
+
+/**
+ * The input gradient of one conv layer, band after band. At stride 1 it is the forward conv of dConv
+ * with the filter rotated 180 degrees and its channel axes swapped, padded by size - 1 (what the wasm
+ * Conv2DBackpropInput kernel does per call): the rotated filter, and the backend's packed copy of it,
+ * are formed once for all bands.
+ */
+export function convInputGradient(layer: ConvLayer, t: ConvTensors): ConvInputGradient {
+  if (layer.stride !== 1) {
+    return {
+      of: (dConv, paddedShape) => tf.engine().runKernel('Conv2DBackpropInput', { dy: dConv, filter: t.filter }, {
+        strides: [layer.stride, layer.stride], pad: 'valid', dataFormat: 'NHWC', inputShape: paddedShape,
+      }) as tf.Tensor4D,
+      dispose: () => undefined,
+    };
+  }
+  const rotated = tf.tidy(() => tf.reverse(tf.transpose(t.filter, [0, 1, 3, 2]), [0, 1])) as tf.Tensor4D;
+  const k = layer.size - 1;
+  return {
+    of: (dConv) => tf.conv2d(dConv, rotated, 1, [[0, 0], [k, k], [k, k], [0, 0]]),
+    dispose: () => rotated.dispose(),
+  };
 }
 
 export function maxpoolForward(layer: MaxpoolLayer, paddedInput: tf.Tensor4D): tf.Tensor4D {

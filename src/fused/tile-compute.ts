@@ -158,13 +158,14 @@ export interface BackwardBuffers {
   /** The run's input over regions.held[0] (the first layer's input). */
   readonly input: Float32Array;
   readonly stash: (layer: number) => Float32Array;
-  /** The gradient of the outputs the tile owns, over the last held region. */
+  /** The gradient of the outputs the tile owns, over the last held region (overwritten: see below). */
   readonly outputGradient: Float32Array;
   /** Receives the partial gradient over the held region at map `fromLayer`; absent when not wanted. */
   readonly partial?: Float32Array;
   /**
    * The gradient at map m, fromLayer < m <= lastLayer, over its held region (in the start of the
-   * buffer): written by layer m's backward, read by layer m - 1's.
+   * buffer): written by layer m's backward, read by layer m - 1's. The first layer may overwrite its
+   * output gradient (this or outputGradient) with the gradient at its conv output.
    */
   readonly gradient: (map: number) => Float32Array;
   /** Per conv layer: filter [k,k,in,out], then biases, then BN scales (the reduction bucket). */
@@ -231,9 +232,10 @@ export function backwardTile(ctx: ComputeContext, regions: FusedRegions, fromLay
       tf.dispose([dFilter, padded, dConv]);
     };
     // The first layer's filter gradient waits until the partial gradient is complete and on its way.
-    // Over several bands it then recomputes each band's conv-output gradient (elementwise, cheap)
-    // rather than keep the whole layer's; a single band is kept.
+    // A single band's tensors are kept meanwhile; over several bands each band's conv-output gradient
+    // replaces its rows of dy (which nothing reads again), as Darknet overwrites its delta.
     const deferFilter = l === fromLayer && dInput !== undefined;
+    const inputGradient = dInput && convInputGradient(layer, t);
     let single: { padded: tf.Tensor4D; dConv: tf.Tensor4D } | null = null;
     for (const band of bands) {
       const { padded, g } = bandGradients(band);
@@ -241,21 +243,22 @@ export function backwardTile(ctx: ComputeContext, regions: FusedRegions, fromLay
         biasSums[c] = biasSums[c]! + g.biasSums[c]!;
         if (g.productSums) productSums[c] = productSums[c]! + g.productSums[c]!;
       }
-      if (dInput) addInputGradient(convInputGradient(layer, t, g.dConv, padded.shape), band);
+      if (inputGradient) addInputGradient(inputGradient.of(g.dConv, padded.shape), band);
       if (!deferFilter) addFilterGradient(padded, g.dConv);
       else if (bands.length === 1) single = { padded, dConv: g.dConv };
-      else tf.dispose([padded, g.dConv]);
+      else {
+        writeRows(g.dConv, dy, band.start);
+        tf.dispose([padded, g.dConv]);
+      }
     }
+    inputGradient?.dispose();
     target.set(biasSums, filterFloats);
     if (layer.batchNormalize) target.set(scaleGradient(t, biasSums, productSums), filterFloats + layer.filters);
     if (deferFilter) {
       onPartial();
       if (single) addFilterGradient(single.padded, single.dConv);
       else {
-        for (const band of bands) {
-          const { padded, g } = bandGradients(band);
-          addFilterGradient(padded, g.dConv);
-        }
+        for (const band of bands) addFilterGradient(paddedBand(ctx, regions, l, input, band), tensorFromRows(dy, band));
       }
     }
     if (filterSums) target.set(filterSums);

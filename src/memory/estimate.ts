@@ -1,11 +1,12 @@
 // The plan's per-device memory prediction, before anything is allocated: the arena (exact: every
-// step buffer is planned), each compute thread's backend heap (the largest working set of one layer
-// in one tile task, times the measured growth of the wasm heap over its live set), parameters and
-// momentum, and the runtime (measured at start, plus a measured constant per compute thread).
+// step buffer is planned), each compute thread's backend heap (the parameters, the backend's packed
+// copy of every filter and the largest working set of one band of one layer in one tile task, times
+// the measured growth of the wasm heap over its live set), parameters and momentum, and the runtime
+// (measured at start, plus a measured constant per compute thread).
 import { type ArenaLayout, arenaBytes, planDeviceArenas } from './arena-plan.js';
 import type { FusedRegions } from '../tiles/fused-regions.js';
 import { type TilePlan, tilesOfDevice } from '../tiles/plan.js';
-import { regionArea } from '../tiles/region.js';
+import { BAND_BYTES, bandWorkingSet, layerBands } from '../tiles/bands.js';
 import { sharedParamsFloats } from '../model/shared-params.js';
 
 export interface MemoryEstimate {
@@ -15,36 +16,24 @@ export interface MemoryEstimate {
 }
 
 const FLOAT = 4;
-/** Floats of one im2col chunk of the wasm filter-gradient kernel (fused/wasm-kernels/conv2d-backprop-filter.ts). */
-const IM2COL_CHUNK_FLOATS = 1 << 22;
 /** A wasm heap never starts smaller than this (tfjs-backend-wasm's initial memory). */
 const MIN_WASM_HEAP_BYTES = 16 << 20;
 /**
  * The wasm heap grows by at least 20% at a time and cannot reuse freed blocks that are split by live
  * ones, so it settles above the largest live set. Measured with the YOLOv2 front at 608x608 (1x1 and
- * 2x2 tiles, groupings each and 0,8,10,12,14): heap / modelled working set = 1.4-1.7.
+ * 2x2 tiles, groupings each and 0,8,10,12,14, bands of 16 MiB): heap / modelled live set = 1.64-1.77.
  */
-export const HEAP_GROWTH = 1.5;
+export const HEAP_GROWTH = 1.7;
 /** RSS a compute thread adds once tfjs-core and its wasm backend are up (x64, Node 20, measured). */
 export const COMPUTE_THREAD_BASE_BYTES = 56 << 20;
 /** What the JS heaps, socket and message buffers grow by once steps run (measured 25-65 MiB at 608). */
 export const STEP_RUNTIME_GROWTH_BYTES = 48 << 20;
 
-/** Bytes live at the worst point of one layer's forward or backward in one tile task. */
+/** Bytes live at the worst point of one layer's forward or backward in one tile task: its largest band's. */
 function layerWorkingSet(plan: TilePlan, regions: FusedRegions, layer: number): number {
-  const i = layer - regions.firstLayer;
-  const bytes = (map: number, area: number) => plan.batch * area * plan.maps[map]!.channels * FLOAT;
-  const input = bytes(layer, regionArea(regions.held[i]!));
-  const padded = bytes(layer, regionArea(regions.read[i]!));
-  const output = bytes(layer + 1, regionArea(regions.held[i + 1]!));
-  const forward = input + padded + 2 * output;
-  // Backward: dy, the recomputed input, its padded copy, the stash, the conv-output gradient, then
-  // the padded input gradient and its crop, and the filter gradient's scratch.
-  const l = plan.net.layers[layer]!;
-  // The filter gradient's im2col chunk and XNNPACK's packed copy of it.
-  const im2col = l.kind === 'conv' ? 2 * FLOAT * Math.min(IM2COL_CHUNK_FLOATS, (output / FLOAT / l.filters) * l.size * l.size * plan.maps[layer]!.channels) : 0;
-  const backward = Math.max(output + input + padded + 2 * output, output + padded + output + 2 * padded, padded + output) + im2col;
-  return Math.max(forward, backward);
+  const ctx = { layers: plan.net.layers, maps: plan.maps, batch: plan.batch };
+  const [largest] = layerBands(ctx, regions, layer, BAND_BYTES);
+  return bandWorkingSet(ctx, regions, layer, largest!.end - largest!.start);
 }
 
 export function largestWorkingSet(plan: TilePlan, rank: number): number {
@@ -72,11 +61,12 @@ export function estimateDeviceMemory(plan: TilePlan, rank: number, options: Esti
   const arenas = planDeviceArenas(plan, rank, { wantInputGradient: options.wantInputGradient ?? false });
   const threads = Math.max(1, options.workers);
   const paramBytes = sharedParamsFloats(plan.net) * FLOAT;
-  // Each compute thread holds the parameters as tensors besides its working set.
-  const heap = threads * Math.max(MIN_WASM_HEAP_BYTES, HEAP_GROWTH * largestWorkingSet(plan, rank) + paramBytes);
+  // Each compute thread holds the parameters as tensors, and XNNPACK a packed copy of every filter
+  // once a forward has used it, besides the working set of one band.
+  const heap = threads * Math.max(MIN_WASM_HEAP_BYTES, HEAP_GROWTH * (largestWorkingSet(plan, rank) + 2 * paramBytes));
   const rows = [
     { what: 'arena (every planned step buffer)', bytes: arenaBytes(arenas) },
-    { what: `compute heap${threads > 1 ? ` (${threads} threads)` : ''}: largest layer working set`, bytes: heap },
+    { what: `compute heap${threads > 1 ? ` (${threads} threads)` : ''}: parameters and largest band`, bytes: heap },
     { what: 'parameters and momentum', bytes: 2 * paramBytes },
     { what: 'runtime measured at start', bytes: options.runtimeBytes },
     { what: 'JS heaps and message buffers once steps run', bytes: STEP_RUNTIME_GROWTH_BYTES },

@@ -45,11 +45,12 @@ export function bandWorkingSet(ctx: BandContext, regions: FusedRegions, layer: n
   const forward = Math.max(prepare, padded + output, 2 * output);
   if (l.kind === 'maxpool') return Math.max(forward, prepare, padded + 3 * output, padded + output + padded);
   // Backward keeps the padded band throughout: stash and dy give the conv-output gradient, which
-  // gives the padded input gradient (beside the rotated filter) and the filter gradient (an im2col
-  // chunk and XNNPACK's packed copy of it, dy transposed, the product and the result).
+  // gives the padded input gradient (beside the rotated filter, XNNPACK's packed copy of it and the
+  // copy it packs from) and the filter gradient (an im2col chunk and XNNPACK's packed copy of it, dy
+  // transposed, the product and the result).
   const filter = l.size * l.size * inChannels * outChannels * FLOAT;
   const im2col = 2 * FLOAT * Math.min(IM2COL_CHUNK_FLOATS, ctx.batch * rows * regionWidth(regions.held[i + 1]!) * l.size * l.size * inChannels);
-  const backward = Math.max(prepare, padded + 3 * output, padded + output + Math.max(padded + filter, im2col + output + 2 * filter));
+  const backward = Math.max(prepare, padded + 3 * output, padded + output + Math.max(padded + 3 * filter, im2col + output + 2 * filter));
   return Math.max(forward, backward);
 }
 

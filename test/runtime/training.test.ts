@@ -39,6 +39,8 @@ t.test('in-process devices train to the reference weights', async (t) => {
     // Compute on worker threads sharing the arenas (the bundled worker entry), overlap off and on.
     { devices: 2, grid: { rows: 2, cols: 2 }, forward: '0,2', backward: 'each', workers: 1, overlap: false },
     { devices: 1, grid: { rows: 3, cols: 2 }, forward: 'each', backward: '0,2', workers: 2, overlap: true },
+    // Every layer computed one output row at a time (fused/tile-compute.ts), on a worker.
+    { devices: 2, grid: { rows: 2, cols: 2 }, forward: 'all', backward: '0,3', workers: 1, overlap: true, bandBytes: 1 },
   ];
   const net = withBatch(tiny, 2);
   const reference = await referenceTraining(net, randomParams(net, SEED), STEPS, SEED);
@@ -48,6 +50,7 @@ t.test('in-process devices train to the reference weights', async (t) => {
     const results = await Promise.all(cluster.map(async (exchange) => {
       const runtime = await createDeviceRuntime({
         plan, rank: exchange.rank, params: randomParams(net, SEED), threads: c.workers ?? 0, backend: 'wasm', overlap: c.overlap ?? true, workerScript: WORKER_SCRIPT,
+        ...(c.bandBytes !== undefined ? { bandBytes: c.bandBytes } : {}),
       });
       try {
         await train({ runtime, exchange, params: runtime.params, state: newOptimizerState(runtime.params), firstStep: 0, steps: STEPS, seed: SEED, checksumEvery: 2 });
@@ -57,7 +60,7 @@ t.test('in-process devices train to the reference weights', async (t) => {
       return runtime.params;
     }));
     const error = paramsRelativeError(results[0]!, reference);
-    t.ok(error < 1e-4, `${c.devices} devices, grid ${c.grid.rows}x${c.grid.cols}, forward ${c.forward}, backward ${c.backward}, workers ${c.workers ?? 0}: ${error.toExponential(2)}`);
+    t.ok(error < 1e-4, `${c.devices} devices, grid ${c.grid.rows}x${c.grid.cols}, forward ${c.forward}, backward ${c.backward}, workers ${c.workers ?? 0}${c.bandBytes !== undefined ? `, bands within ${c.bandBytes} bytes` : ''}: ${error.toExponential(2)}`);
     t.ok(results.every((r) => paramsRelativeError(r, results[0]!) === 0), 'every device holds the same weights');
   }
 });
