@@ -43,6 +43,26 @@ export function frontTensors(net: Network, params: FrontParams): LayerTensors[] 
   });
 }
 
+/**
+ * frontTensors for the tile compute, with every filter already packed by the backend: on wasm,
+ * XNNPACK keeps a packed copy of a filter from its first convolution on. Made right after the
+ * parameters load, when nothing else is on the heap, the copies sit beside the parameters in the same
+ * place every step; made by the first forward, they would land wherever its bands left room, and the
+ * heap would fragment a little more each step.
+ */
+export function computeTensors(net: Network, params: FrontParams): LayerTensors[] {
+  const tensors = frontTensors(net, params);
+  const maps = mapShapes(net);
+  net.layers.forEach((layer, l) => {
+    const t = tensors[l];
+    if (!t || layer.kind !== 'conv') return;
+    // The smallest input the layer convolves as the tile compute does (VALID, same stride).
+    const x = tf.zeros([1, layer.size, layer.size, maps[l]!.channels]) as tf.Tensor4D;
+    tf.dispose([x, convolve(layer, t, x)]);
+  });
+  return tensors;
+}
+
 export function disposeLayerTensors(all: readonly LayerTensors[]): void {
   for (const t of all) if (t) tf.dispose([t.filter, t.biases, ...(t.bn ? [t.bn.scales, t.bn.mean, t.bn.divisor] : [])]);
 }
