@@ -3,7 +3,10 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { type ConvLayer, type FrontLayer, type MaxpoolLayer, type Network, mapShapes } from '../model/layers.js';
 import type { ConvParams, FrontParams } from '../model/weights.js';
+import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { type AffineActivateGradients, type AffineConstants, affineActivateBackward, affineActivateForward } from './wasm-kernels/bn-activation.js';
+import { accumulateFilterGradient, filterFromSums } from './wasm-kernels/conv2d-backprop-filter.js';
+import { rotateFilter } from './wasm-kernels/conv2d-backprop-input.js';
 
 const LEAKY_SLOPE = 0.1; // Darknet's leaky ReLU
 const BN_EPSILON = 0.000001; // Darknet divides by sqrt(variance) + .000001f
@@ -182,10 +185,35 @@ export function scaleGradient(t: ConvTensors, biasSums: Float64Array, productSum
   return productSums.map((p, c) => (p - bn.mean[c]! * biasSums[c]!) / bn.divisor[c]!);
 }
 
-export function convFilterGradient(layer: ConvLayer, t: ConvTensors, paddedInput: tf.Tensor4D, dConv: tf.Tensor4D): tf.Tensor4D {
-  return tf.engine().runKernel('Conv2DBackpropFilter', { x: paddedInput, dy: dConv }, {
-    strides: [layer.stride, layer.stride], pad: 'valid', dataFormat: 'NHWC', filterShape: t.filter.shape,
-  }) as tf.Tensor4D;
+export interface FilterGradientSum {
+  /** Adds the filter gradient of one band, from its padded input and its conv-output gradient (both kept). */
+  add(paddedInput: tf.Tensor4D, dConv: tf.Tensor4D): void;
+  /** The sum as float32, laid out as the filter [k, k, in, out], into the start of `target`. */
+  writeTo(target: Float32Array): void;
+}
+
+/**
+ * One conv layer's filter gradient summed over its bands in float64 (a cancelling sum must not
+ * collect one float32 rounding per band). On wasm the kernel adds into the sums directly.
+ */
+export function filterGradientSum(layer: ConvLayer, t: ConvTensors): FilterGradientSum {
+  const attrs = { strides: [layer.stride, layer.stride] as [number, number], pad: 'valid' as const, dataFormat: 'NHWC' as const, filterShape: t.filter.shape };
+  const sums = new Float64Array(t.filter.size);
+  if (tf.getBackend() === 'wasm') {
+    return {
+      add: (x, dConv) => accumulateFilterGradient(tf.backend() as BackendWasm, x, dConv, attrs, sums),
+      writeTo: (target) => filterFromSums(sums, layer.filters, target),
+    };
+  }
+  return {
+    add: (x, dConv) => {
+      const dFilter = tf.engine().runKernel('Conv2DBackpropFilter', { x, dy: dConv }, { ...attrs }) as tf.Tensor4D;
+      const values = dFilter.dataSync();
+      for (let i = 0; i < sums.length; i++) sums[i] = sums[i]! + values[i]!;
+      dFilter.dispose();
+    },
+    writeTo: (target) => target.set(sums),
+  };
 }
 
 export interface ConvInputGradient {
@@ -209,7 +237,10 @@ export function convInputGradient(layer: ConvLayer, t: ConvTensors): ConvInputGr
       dispose: () => undefined,
     };
   }
-  const rotated = tf.tidy(() => tf.reverse(tf.transpose(t.filter, [0, 1, 3, 2]), [0, 1])) as tf.Tensor4D;
+  // One pass over the filter on wasm (its generic transpose and reverse kernels are several times slower).
+  const rotated = tf.getBackend() === 'wasm'
+    ? tf.engine().makeTensorFromTensorInfo(rotateFilter(tf.backend() as BackendWasm, t.filter)) as tf.Tensor4D
+    : tf.tidy(() => tf.reverse(tf.transpose(t.filter, [0, 1, 3, 2]), [0, 1])) as tf.Tensor4D;
   const k = layer.size - 1;
   return {
     of: (dConv) => tf.conv2d(dConv, rotated, 1, [[0, 0], [k, k], [k, k], [0, 0]]),

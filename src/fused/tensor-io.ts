@@ -1,28 +1,12 @@
-// Moving tensor data between arena buffers (plain or shared Float32Arrays) and the backend. The wasm
-// backend copies on creation and is read straight from its heap, so neither direction allocates in
-// JS; other backends may keep a reference to the values they are given, so they get a copy.
+// Moving bands of rows between maps in arena buffers (plain or shared Float32Arrays) and the backend.
+// On wasm a band is gathered straight into the heap and read straight from it, so neither direction
+// allocates in JS; other backends get (and give) copies.
 import * as tf from '@tensorflow/tfjs-core';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import type { Span } from '../tiles/region.js';
 import { allocate, heapFloats, heapOffset } from './wasm-kernels/heap.js';
 
 const onWasm = (): boolean => tf.getBackend() === 'wasm';
-
-export function tensorFromView(view: Float32Array, shape: number[]): tf.Tensor4D {
-  const size = shape.reduce((a, b) => a * b, 1);
-  if (view.length !== size) throw new Error(`buffer of ${view.length} floats cannot hold a tensor of shape [${shape.join(', ')}]`);
-  return tf.tensor4d(onWasm() ? view : view.slice(), shape as [number, number, number, number]);
-}
-
-/** Copies the tensor's values into `target` (of exactly its size), at `offset`. */
-export function writeTensor(tensor: tf.Tensor, target: Float32Array, offset = 0): void {
-  if (offset + tensor.size > target.length) throw new Error(`tensor of ${tensor.size} floats does not fit ${target.length - offset} floats of its buffer`);
-  if (onWasm()) {
-    const backend = tf.backend() as BackendWasm;
-    const at = heapOffset(backend, tensor);
-    target.set(heapFloats(backend).subarray(at, at + tensor.size), offset);
-  } else target.set(tensor.dataSync() as Float32Array, offset);
-}
 
 /** An NHWC map [batch, height, width, channels] held in a Float32Array (an arena view). */
 export interface MapView {
@@ -87,11 +71,4 @@ export function addRows(tensor: tf.Tensor4D, map: MapView, top: number, left: nu
       for (const end = dst + run; dst < end; dst++, src++) map.data[dst] = map.data[dst]! + values[src]!;
     }
   }
-}
-
-/** Adds the tensor's values into `target` from `offset` on. */
-export function addTensor(tensor: tf.Tensor, target: Float32Array | Float64Array, offset = 0): void {
-  if (offset + tensor.size > target.length) throw new Error(`tensor of ${tensor.size} floats does not fit ${target.length - offset} floats of its buffer`);
-  const { values, at } = valuesOf(tensor);
-  for (let i = 0; i < tensor.size; i++) target[offset + i] = target[offset + i]! + values[at + i]!;
 }

@@ -16,10 +16,10 @@ import { BAND_BYTES, bandReadRows, layerBands } from '../tiles/bands.js';
 import type { FusedRegions } from '../tiles/fused-regions.js';
 import { type Span, margins, regionHeight, regionWidth } from '../tiles/region.js';
 import {
-  type ConvOutputGradients, type LayerTensors, convFilterGradient, convInputGradient, convOutputBackward, convolve, maxpoolBackward, maxpoolForward,
+  type ConvOutputGradients, type LayerTensors, convInputGradient, filterGradientSum, convOutputBackward, convolve, maxpoolBackward, maxpoolForward,
   normalizeActivate, paddingValue, scaleGradient, stashesPreNorm,
 } from './layer-ops.js';
-import { type MapView, addRows, addTensor, tensorFromRows, writeRows, writeTensor } from './tensor-io.js';
+import { type MapView, addRows, tensorFromRows, writeRows } from './tensor-io.js';
 
 export interface ComputeContext {
   readonly layers: readonly FrontLayer[];
@@ -214,7 +214,7 @@ export function backwardTile(ctx: ComputeContext, regions: FusedRegions, fromLay
     // Band sums add up in float64: a cancelling sum must not collect one float32 rounding per band.
     const biasSums = new Float64Array(layer.filters);
     const productSums = new Float64Array(layer.filters);
-    const filterSums = bands.length > 1 ? new Float64Array(filterFloats) : null;
+    const filterGradient = filterGradientSum(layer, t);
     // A band's padded input and the gradient at its conv output; stash and dy rows are dropped.
     const bandGradients = (band: Span): { padded: tf.Tensor4D; g: ConvOutputGradients } => {
       const padded = paddedBand(ctx, regions, l, input, band);
@@ -226,10 +226,8 @@ export function backwardTile(ctx: ComputeContext, regions: FusedRegions, fromLay
       return { padded, g };
     };
     const addFilterGradient = (padded: tf.Tensor4D, dConv: tf.Tensor4D): void => {
-      const dFilter = convFilterGradient(layer, t, padded, dConv);
-      if (filterSums) addTensor(dFilter, filterSums);
-      else writeTensor(dFilter, target);
-      tf.dispose([dFilter, padded, dConv]);
+      filterGradient.add(padded, dConv);
+      tf.dispose([padded, dConv]);
     };
     // The first layer's filter gradient waits until the partial gradient is complete and on its way.
     // A single band's tensors are kept meanwhile; over several bands each band's conv-output gradient
@@ -261,7 +259,7 @@ export function backwardTile(ctx: ComputeContext, regions: FusedRegions, fromLay
         for (const band of bands) addFilterGradient(paddedBand(ctx, regions, l, input, band), tensorFromRows(dy, band));
       }
     }
-    if (filterSums) target.set(filterSums);
+    filterGradient.writeTo(target);
     if (dInput) dy = dInput;
   }
 }

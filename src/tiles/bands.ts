@@ -26,8 +26,10 @@ export function bandReadRows(layer: FrontLayer, out: Span): Span {
 /**
  * Bytes live at the worst point of forward or backward of a band of `rows` output rows of `layer`
  * (what tile-compute allocates, phase by phase; the layer's parameters are counted elsewhere).
+ * `filterBytes` is the size of one filter-sized buffer, by default the layer's filter; with 0 the
+ * result is the part of the working set that bands shrink.
  */
-export function bandWorkingSet(ctx: BandContext, regions: FusedRegions, layer: number, rows: number): number {
+export function bandWorkingSet(ctx: BandContext, regions: FusedRegions, layer: number, rows: number, filterBytes?: number): number {
   const i = layer - regions.firstLayer;
   const l = ctx.layers[layer]!;
   const inChannels = ctx.maps[layer]!.channels;
@@ -47,16 +49,18 @@ export function bandWorkingSet(ctx: BandContext, regions: FusedRegions, layer: n
   // Backward keeps the padded band throughout: stash and dy give the conv-output gradient, which
   // gives the padded input gradient (beside the rotated filter, XNNPACK's packed copy of it and the
   // copy it packs from) and the filter gradient (an im2col chunk and XNNPACK's packed copy of it, dy
-  // transposed, the product and the result).
-  const filter = l.size * l.size * inChannels * outChannels * FLOAT;
+  // transposed and the product).
+  const filter = filterBytes ?? l.size * l.size * inChannels * outChannels * FLOAT;
   const im2col = 2 * FLOAT * Math.min(IM2COL_CHUNK_FLOATS, ctx.batch * rows * regionWidth(regions.held[i + 1]!) * l.size * l.size * inChannels);
-  const backward = Math.max(prepare, padded + 3 * output, padded + output + Math.max(padded + 3 * filter, im2col + output + 2 * filter));
+  const backward = Math.max(prepare, padded + 3 * output, padded + output + Math.max(padded + 3 * filter, im2col + output + filter));
   return Math.max(forward, backward);
 }
 
 /**
  * The bands of output rows (from 0, over the layer's held output region) for a heap budget: as few
- * as keep each band's working set within `budgetBytes` (one row at least), of near-equal height.
+ * as keep the part of each band's working set that bands shrink within `budgetBytes` (one row at
+ * least), of near-equal height. (Filter-sized buffers do not shrink with the band: counted against
+ * the budget they would cut a deep layer into many bands, each paying them again, for nothing.)
  */
 export function layerBands(ctx: BandContext, regions: FusedRegions, layer: number, budgetBytes: number): Span[] {
   const height = regionHeight(regions.held[layer - regions.firstLayer + 1]!);
@@ -65,7 +69,7 @@ export function layerBands(ctx: BandContext, regions: FusedRegions, layer: numbe
   let high = height;
   while (low < high) {
     const mid = Math.ceil((low + high) / 2);
-    if (bandWorkingSet(ctx, regions, layer, mid) <= budgetBytes) low = mid;
+    if (bandWorkingSet(ctx, regions, layer, mid, 0) <= budgetBytes) low = mid;
     else high = mid - 1;
   }
   const count = Math.ceil(height / low);

@@ -1,7 +1,8 @@
 // Conv2DBackpropFilter for the wasm backend (not shipped by tfjs, issue 8474).
 // dW[kh,kw,ci,co] = sum_p x_patch[p][kh,kw,ci] * dy[p][co]. We write the patches (im2col) into the wasm
 // heap a chunk of output positions at a time and let XNNPACK's untransposed batch-1 matmul compute
-// dyT[co][p] x cols[p][k]; chunks bound the im2col buffer to a few MB whatever the map size.
+// dyT[co][p] x cols[p][k]; chunks bound the im2col buffer to a few MB whatever the map size. The
+// products add up in float64, also across calls (accumulateFilterGradient: a layer's bands).
 import { backend_util, getKernel, type KernelConfig, type KernelFunc, type TensorInfo } from '@tensorflow/tfjs-core';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { allocate, heapFloats, heapOffset, release } from './heap.js';
@@ -16,9 +17,11 @@ export interface BackpropFilterAttrs {
   filterShape: [number, number, number, number];
 }
 
-function conv2DBackpropFilter(args: { inputs: { x: TensorInfo; dy: TensorInfo }; backend: BackendWasm; attrs: BackpropFilterAttrs }): TensorInfo {
-  const { inputs, backend, attrs } = args;
-  const { x, dy } = inputs;
+/**
+ * Adds dW of one convolution to `sums`, laid out [out][kh][kw][in] as the matmul yields it: a layer
+ * computed in bands adds every band into the same float64 sums, paying no filter-sized result per band.
+ */
+export function accumulateFilterGradient(backend: BackendWasm, x: TensorInfo, dy: TensorInfo, attrs: BackpropFilterAttrs, sums: Float64Array): void {
   if (attrs.dataFormat !== 'NHWC') throw new Error(`wasm Conv2DBackpropFilter supports NHWC only, got ${attrs.dataFormat}`);
   const info = backend_util.computeConv2DInfo(
     x.shape as [number, number, number, number], attrs.filterShape, attrs.strides, 1, attrs.pad, attrs.dimRoundingMode,
@@ -27,14 +30,20 @@ function conv2DBackpropFilter(args: { inputs: { x: TensorInfo; dy: TensorInfo };
   const padTop = info.padInfo.top;
   const padLeft = info.padInfo.left;
   const patch = filterHeight * filterWidth * inChannels;
+  if (sums.length !== outChannels * patch) throw new Error(`filter gradient sums hold ${sums.length} floats, the filter has ${outChannels * patch}`);
   const positions = batchSize * outHeight * outWidth;
   const matMul = getKernel('BatchMatMul', 'wasm')!.kernelFunc as KernelFunc;
+  const addProduct = (product: TensorInfo): void => {
+    const view = heapFloats(backend);
+    const at = heapOffset(backend, product);
+    for (let i = 0; i < sums.length; i++) sums[i] = sums[i]! + view[at + i]!;
+  };
   if (filterHeight === 1 && filterWidth === 1 && strideHeight === 1 && strideWidth === 1 && padTop === 0 && padLeft === 0 && outHeight === inHeight && outWidth === inWidth) {
-    return pointwiseFilterGradient(backend, x, dy, positions, inChannels, outChannels, matMul);
+    pointwiseFilterGradient(backend, x, dy, positions, inChannels, outChannels, matMul, addProduct);
+    return;
   }
   const chunk = Math.max(1, Math.min(positions, Math.floor(CHUNK_FLOATS / patch)));
 
-  const acc = new Float64Array(outChannels * patch);
   for (let p0 = 0; p0 < positions; p0 += chunk) {
     const count = Math.min(chunk, positions - p0);
     // Fresh tensors per chunk: the wasm matmul caches XNNPACK's packed right operand by tensor id.
@@ -79,18 +88,33 @@ function conv2DBackpropFilter(args: { inputs: { x: TensorInfo; dy: TensorInfo };
       if (count < chunk) heap.fill(0, dst + count, dst + chunk);
     }
     const product = matMul({ inputs: { a: dyT, b: cols }, backend, attrs: { transposeA: false, transposeB: false } }) as TensorInfo;
-    const view = heapFloats(backend);
-    const at = heapOffset(backend, product);
-    for (let i = 0; i < acc.length; i++) acc[i] = acc[i]! + view[at + i]!;
+    addProduct(product);
     release(backend, product, cols, dyT);
   }
+}
 
-  const dw = allocate(backend, [filterHeight, filterWidth, inChannels, outChannels]);
-  const heap = heapFloats(backend);
-  const dwAt = heapOffset(backend, dw);
-  for (let co = 0; co < outChannels; co++) {
-    for (let k = 0; k < patch; k++) heap[dwAt + k * outChannels + co] = acc[co * patch + k]!;
+/** Sums of accumulateFilterGradient ([out][patch]) as float32 in the filter's layout [kh, kw, in, out]. */
+export function filterFromSums(sums: Float64Array, outChannels: number, target: Float32Array, offset = 0): void {
+  const patch = sums.length / outChannels;
+  // A transpose in 32x32 blocks: neither side strides through the whole filter per element.
+  for (let co0 = 0; co0 < outChannels; co0 += 32) {
+    const coEnd = Math.min(outChannels, co0 + 32);
+    for (let k0 = 0; k0 < patch; k0 += 32) {
+      const kEnd = Math.min(patch, k0 + 32);
+      for (let k = k0; k < kEnd; k++) {
+        for (let co = co0; co < coEnd; co++) target[offset + k * outChannels + co] = sums[co * patch + k]!;
+      }
+    }
   }
+}
+
+function conv2DBackpropFilter(args: { inputs: { x: TensorInfo; dy: TensorInfo }; backend: BackendWasm; attrs: BackpropFilterAttrs }): TensorInfo {
+  const { inputs: { x, dy }, backend, attrs } = args;
+  const [kh, kw, inChannels, outChannels] = attrs.filterShape;
+  const sums = new Float64Array(kh * kw * inChannels * outChannels);
+  accumulateFilterGradient(backend, x, dy, attrs, sums);
+  const dw = allocate(backend, attrs.filterShape);
+  filterFromSums(sums, outChannels, heapFloats(backend), heapOffset(backend, dw));
   return dw;
 }
 
@@ -100,9 +124,10 @@ function conv2DBackpropFilter(args: { inputs: { x: TensorInfo; dy: TensorInfo };
  */
 function pointwiseFilterGradient(
   backend: BackendWasm, x: TensorInfo, dy: TensorInfo, positions: number, inChannels: number, outChannels: number, matMul: KernelFunc,
-): TensorInfo {
+  addProduct: (product: TensorInfo) => void,
+): void {
   const dyT = allocate(backend, [1, outChannels, positions]);
-  let heap = heapFloats(backend);
+  const heap = heapFloats(backend);
   const dyAt = heapOffset(backend, dy);
   const dyTAt = heapOffset(backend, dyT);
   for (let co = 0; co < outChannels; co++) {
@@ -112,13 +137,8 @@ function pointwiseFilterGradient(
   }
   const xAsMatrix = { ...x, shape: [1, positions, inChannels] };
   const product = matMul({ inputs: { a: dyT, b: xAsMatrix }, backend, attrs: { transposeA: false, transposeB: false } }) as TensorInfo;
-  const dw = allocate(backend, [1, 1, inChannels, outChannels]);
-  heap = heapFloats(backend);
-  const at = heapOffset(backend, product);
-  const dwAt = heapOffset(backend, dw);
-  for (let co = 0; co < outChannels; co++) for (let ci = 0; ci < inChannels; ci++) heap[dwAt + ci * outChannels + co] = heap[at + co * inChannels + ci]!;
+  addProduct(product);
   release(backend, product, dyT);
-  return dw;
 }
 
 export const conv2DBackpropFilterWasm: KernelConfig = {

@@ -15,6 +15,22 @@ export interface BackpropInputAttrs {
 
 type Args = { inputs: { dy: TensorInfo; filter: TensorInfo }; backend: BackendWasm; attrs: BackpropInputAttrs };
 
+/** The filter [kh, kw, in, out] rotated 180 degrees with its channel axes swapped: [kh, kw, out, in]. */
+export function rotateFilter(backend: BackendWasm, filter: TensorInfo): TensorInfo {
+  const [kh, kw, inChannels, outChannels] = filter.shape as [number, number, number, number];
+  const rotated = allocate(backend, [kh, kw, outChannels, inChannels]);
+  const heap = heapFloats(backend);
+  const src = heapOffset(backend, filter);
+  const dst = heapOffset(backend, rotated);
+  for (let a = 0; a < kh; a++)
+    for (let b = 0; b < kw; b++)
+      for (let ci = 0; ci < inChannels; ci++) {
+        const from = src + (((kh - 1 - a) * kw + (kw - 1 - b)) * inChannels + ci) * outChannels;
+        for (let co = 0; co < outChannels; co++) heap[dst + ((a * kw + b) * outChannels + co) * inChannels + ci] = heap[from + co]!;
+      }
+  return rotated;
+}
+
 export function makeConv2DBackpropInputWasm(shipped: KernelConfig): KernelConfig {
   const fallback = shipped.kernelFunc as KernelFunc;
   const kernelFunc = (args: Args): TensorInfo => {
@@ -31,16 +47,7 @@ export function makeConv2DBackpropInputWasm(shipped: KernelConfig): KernelConfig
     if (info.strideHeight !== 1 || info.strideWidth !== 1 || attrs.dataFormat !== 'NHWC' || Math.min(top, left, bottom, right) < 0) {
       return fallback(args as unknown as Parameters<KernelFunc>[0]) as TensorInfo;
     }
-    const rotated = allocate(backend, [kh, kw, outChannels, inChannels]);
-    const heap = heapFloats(backend);
-    const src = heapOffset(backend, filter);
-    const dst = heapOffset(backend, rotated);
-    for (let a = 0; a < kh; a++)
-      for (let b = 0; b < kw; b++)
-        for (let ci = 0; ci < inChannels; ci++) {
-          const from = src + (((kh - 1 - a) * kw + (kw - 1 - b)) * inChannels + ci) * outChannels;
-          for (let co = 0; co < outChannels; co++) heap[dst + ((a * kw + b) * outChannels + co) * inChannels + ci] = heap[from + co]!;
-        }
+    const rotated = rotateFilter(backend, filter);
     const conv = getKernel('Conv2D', 'wasm')!.kernelFunc as KernelFunc;
     const dx = conv({
       inputs: { x: dy, filter: rotated },
