@@ -7,6 +7,7 @@ import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { type AffineActivateGradients, type AffineConstants, affineActivateBackward, affineActivateForward } from './wasm-kernels/bn-activation.js';
 import { accumulateFilterGradient, filterFromSums } from './wasm-kernels/conv2d-backprop-filter.js';
 import { rotateFilter } from './wasm-kernels/conv2d-backprop-input.js';
+import { copyTensor } from './wasm-kernels/heap.js';
 
 const LEAKY_SLOPE = 0.1; // Darknet's leaky ReLU
 const BN_EPSILON = 0.000001; // Darknet divides by sqrt(variance) + .000001f
@@ -47,23 +48,15 @@ export function frontTensors(net: Network, params: FrontParams): LayerTensors[] 
 }
 
 /**
- * frontTensors for the tile compute, with every filter already packed by the backend: on wasm,
- * XNNPACK keeps a packed copy of a filter from its first convolution on. Made right after the
- * parameters load, when nothing else is on the heap, the copies sit beside the parameters in the same
- * place every step; made by the first forward, they would land wherever its bands left room, and the
- * heap would fragment a little more each step.
+ * The filter one layer's forward convolves its bands with. On wasm a private copy: XNNPACK keeps a
+ * packed copy of a filter tensor from its first convolution for as long as the tensor lives, so with
+ * the parameters' own tensors every layer's packed filter would sit on the heap all step (and land
+ * among the bands); the copy's goes with the layer. Dispose it after the layer's last band.
  */
-export function computeTensors(net: Network, params: FrontParams): LayerTensors[] {
-  const tensors = frontTensors(net, params);
-  const maps = mapShapes(net);
-  net.layers.forEach((layer, l) => {
-    const t = tensors[l];
-    if (!t || layer.kind !== 'conv') return;
-    // The smallest input the layer convolves as the tile compute does (VALID, same stride).
-    const x = tf.zeros([1, layer.size, layer.size, maps[l]!.channels]) as tf.Tensor4D;
-    tf.dispose([x, convolve(layer, t, x)]);
-  });
-  return tensors;
+export function forwardFilter(t: ConvTensors): tf.Tensor4D {
+  if (tf.getBackend() !== 'wasm') return tf.clone(t.filter);
+  const backend = tf.backend() as BackendWasm;
+  return tf.engine().makeTensorFromTensorInfo(copyTensor(backend, t.filter)) as tf.Tensor4D;
 }
 
 export function disposeLayerTensors(all: readonly LayerTensors[]): void {

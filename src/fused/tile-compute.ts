@@ -16,7 +16,7 @@ import { BAND_BYTES, bandReadRows, layerBands } from '../tiles/bands.js';
 import type { FusedRegions } from '../tiles/fused-regions.js';
 import { type Span, margins, regionHeight, regionWidth } from '../tiles/region.js';
 import {
-  type ConvOutputGradients, type LayerTensors, convInputGradient, filterGradientSum, convOutputBackward, convolve, maxpoolBackward, maxpoolForward,
+  type ConvOutputGradients, type LayerTensors, convInputGradient, filterGradientSum, forwardFilter, convOutputBackward, convolve, maxpoolBackward, maxpoolForward,
   normalizeActivate, paddingValue, scaleGradient, stashesPreNorm,
 } from './layer-ops.js';
 import { type MapView, addRows, tensorFromRows, writeRows } from './tensor-io.js';
@@ -128,6 +128,7 @@ export function forwardTile(ctx: ComputeContext, regions: FusedRegions, buffers:
     if (!stash && l < regions.lastLayer) throw new Error(`forward of layer ${l} has no buffer for what the next layer reads`);
     const kept = stash && mapView(ctx, regions, l + 1, stash);
     const output = l === regions.lastLayer && buffers.output ? mapView(ctx, regions, l + 1, buffers.output) : undefined;
+    const t = layer.kind === 'conv' ? { ...ctx.params[l]!, filter: forwardFilter(ctx.params[l]!) } : null;
     for (const band of bandsOf(ctx, regions, l)) {
       const padded = paddedBand(ctx, regions, l, input, band);
       if (layer.kind === 'maxpool') {
@@ -137,19 +138,19 @@ export function forwardTile(ctx: ComputeContext, regions: FusedRegions, buffers:
         tf.dispose([padded, y]);
         continue;
       }
-      const t = ctx.params[l]!;
-      const conv = convolve(layer, t, padded);
+      const conv = convolve(layer, t!, padded);
       padded.dispose();
       const preNorm = stashesPreNorm(layer);
       if (kept && preNorm) writeRows(conv, kept, band.start);
       if (output || (kept && !preNorm)) {
-        const y = normalizeActivate(layer, t, conv);
+        const y = normalizeActivate(layer, t!, conv);
         if (kept && !preNorm) writeRows(y, kept, band.start);
         if (output) writeRows(y, output, band.start);
         y.dispose();
       }
       conv.dispose();
     }
+    t?.filter.dispose();
     if (kept) input = kept;
   }
 }

@@ -1,7 +1,7 @@
 // Where a device's compute runs. The scheduler hands tasks to an engine and keeps the sockets; the
 // inline engine runs them on the calling thread (tests, verification, memory-tight devices), the
 // worker engine on worker threads that share the arenas (src/loop/worker-engine.ts).
-import { computeTensors, disposeLayerTensors, type LayerTensors } from '../fused/layer-ops.js';
+import { frontTensors, disposeLayerTensors, type LayerTensors } from '../fused/layer-ops.js';
 import { type MapShape, type Network, mapShapes } from '../model/layers.js';
 import type { FrontParams } from '../model/weights.js';
 import type { BufferLocation } from '../memory/arena.js';
@@ -41,7 +41,7 @@ export class InlineEngine implements ComputeEngine {
 
   async loadParams(): Promise<void> {
     if (this.tensors) disposeLayerTensors(this.tensors);
-    this.tensors = computeTensors(this.net, this.params);
+    this.tensors = frontTensors(this.net, this.params);
   }
 
   async run(task: ComputeTask, onPartial: () => void = () => undefined): Promise<void> {

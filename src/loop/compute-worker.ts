@@ -3,7 +3,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { initBackend } from '../fused/backend.js';
 import { convWorkSeconds } from '../fused/kernel-bench.js';
-import { type LayerTensors, computeTensors, disposeLayerTensors } from '../fused/layer-ops.js';
+import { type LayerTensors, disposeLayerTensors, frontTensors } from '../fused/layer-ops.js';
 import { wasmHeapBytes } from '../fused/wasm-kernels/heap.js';
 import { mapShapes } from '../model/layers.js';
 import { paramsInBuffer } from '../model/shared-params.js';
@@ -28,7 +28,7 @@ async function main(): Promise<void> {
   port!.on('message', (message: ToWorker) => {
     if (message.type === 'params') {
       if (tensors) disposeLayerTensors(tensors);
-      tensors = computeTensors(setup.net, params);
+      tensors = frontTensors(setup.net, params);
       post({ type: 'params-loaded' });
       return;
     }

@@ -1,8 +1,8 @@
 // The plan's per-device memory prediction, before anything is allocated: the arena (exact: every
-// step buffer is planned), each compute thread's backend heap (the parameters, the backend's packed
-// copy of every filter and the largest working set of one band of one layer in one tile task, times
-// the measured growth of the wasm heap over its live set), parameters and momentum, and the runtime
-// (measured at start, plus a measured constant per compute thread).
+// step buffer is planned), each compute thread's backend heap (the parameters and the largest working
+// set of one band of one layer in one tile task, times the measured growth of the wasm heap over its
+// live set), parameters and momentum, and the runtime (measured at start, plus a measured constant
+// per compute thread).
 import { type ArenaLayout, arenaBytes, planDeviceArenas } from './arena-plan.js';
 import type { FusedRegions } from '../tiles/fused-regions.js';
 import { type TilePlan, tilesOfDevice } from '../tiles/plan.js';
@@ -21,9 +21,9 @@ const MIN_WASM_HEAP_BYTES = 16 << 20;
 /**
  * The wasm heap grows by at least 20% at a time and cannot reuse freed blocks that are split by live
  * ones, so it settles above the largest live set. Measured with the YOLOv2 front at 608x608 (1x1 and
- * 2x2 tiles, groupings each and 0,8,10,12,14, bands of 16 MiB): heap / modelled live set = 1.64-1.77.
+ * 2x2 tiles, groupings each and 0,8,10,12,14, bands of 8 MiB): heap / modelled live set = 1.43-1.45.
  */
-export const HEAP_GROWTH = 1.7;
+export const HEAP_GROWTH = 1.45;
 /** RSS a compute thread adds once tfjs-core and its wasm backend are up (x64, Node 20, measured). */
 export const COMPUTE_THREAD_BASE_BYTES = 56 << 20;
 /** What the JS heaps, socket and message buffers grow by once steps run (measured 25-65 MiB at 608). */
@@ -61,9 +61,8 @@ export function estimateDeviceMemory(plan: TilePlan, rank: number, options: Esti
   const arenas = planDeviceArenas(plan, rank, { wantInputGradient: options.wantInputGradient ?? false });
   const threads = Math.max(1, options.workers);
   const paramBytes = sharedParamsFloats(plan.net) * FLOAT;
-  // Each compute thread holds the parameters as tensors, and XNNPACK a packed copy of every filter
-  // once a forward has used it, besides the working set of one band.
-  const heap = threads * Math.max(MIN_WASM_HEAP_BYTES, HEAP_GROWTH * (largestWorkingSet(plan, rank) + 2 * paramBytes));
+  // Each compute thread holds the parameters as tensors besides the working set of one band.
+  const heap = threads * Math.max(MIN_WASM_HEAP_BYTES, HEAP_GROWTH * (largestWorkingSet(plan, rank) + paramBytes));
   const rows = [
     { what: 'arena (every planned step buffer)', bytes: arenaBytes(arenas) },
     { what: `compute heap${threads > 1 ? ` (${threads} threads)` : ''}: parameters and largest band`, bytes: heap },

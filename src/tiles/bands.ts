@@ -6,8 +6,12 @@ import type { FrontLayer, MapShape } from '../model/layers.js';
 import type { FusedRegions } from './fused-regions.js';
 import { type Span, regionHeight, regionWidth } from './region.js';
 
-/** Heap bytes a band may keep live: a layer is split when its working set would exceed this. */
-export const BAND_BYTES = 16 << 20;
+/**
+ * Heap bytes a band may keep live besides its layer's filter-sized buffers: a layer is split when
+ * its working set would exceed this. At 608x608 (YOLOv2 front, 1 and 4 devices) 8 MiB gave the
+ * smallest heap at the same step time (6 MiB: 25% more compute time; 16 MiB: 20% more heap).
+ */
+export const BAND_BYTES = 8 << 20;
 /** Floats of one im2col chunk of the wasm filter-gradient kernel (fused/wasm-kernels/conv2d-backprop-filter.ts). */
 export const IM2COL_CHUNK_FLOATS = 1 << 22;
 const FLOAT = 4;
@@ -46,14 +50,16 @@ export function bandWorkingSet(ctx: BandContext, regions: FusedRegions, layer: n
   // Forward: the padded band, then the conv (or pool) output, then the activated output beside it.
   const forward = Math.max(prepare, padded + output, 2 * output);
   if (l.kind === 'maxpool') return Math.max(forward, prepare, padded + 3 * output, padded + output + padded);
+  const filter = filterBytes ?? l.size * l.size * inChannels * outChannels * FLOAT;
+  // A conv's forward convolves with its own copy of the filter, which XNNPACK packs (from a
+  // transposed copy) once for all bands.
   // Backward keeps the padded band throughout: stash and dy give the conv-output gradient, which
   // gives the padded input gradient (beside the rotated filter, XNNPACK's packed copy of it and the
   // copy it packs from) and the filter gradient (an im2col chunk and XNNPACK's packed copy of it, dy
   // transposed and the product).
-  const filter = filterBytes ?? l.size * l.size * inChannels * outChannels * FLOAT;
   const im2col = 2 * FLOAT * Math.min(IM2COL_CHUNK_FLOATS, ctx.batch * rows * regionWidth(regions.held[i + 1]!) * l.size * l.size * inChannels);
   const backward = Math.max(prepare, padded + 3 * output, padded + output + Math.max(padded + 3 * filter, im2col + output + filter));
-  return Math.max(forward, backward);
+  return Math.max(forward + 3 * filter, backward);
 }
 
 /**
