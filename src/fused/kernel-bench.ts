@@ -9,10 +9,10 @@ import type { ConvLayer, MaxpoolLayer } from '../model/layers.js';
 import type { ConvParams } from '../model/weights.js';
 import { fillUniform, seededRandom } from '../model/weights.js';
 import {
-  type ConvTensors, convFilterGradient, convInputGradient, convOutputBackward, convTensors, convolve, disposeLayerTensors,
+  type ConvTensors, convInputGradient, convOutputBackward, convTensors, convolve, disposeLayerTensors, filterGradientSum,
   maxpoolBackward, maxpoolForward, normalizeActivate,
 } from './layer-ops.js';
-import { tensorFromView, writeTensor } from './tensor-io.js';
+import { type MapView, addRows, tensorFromRows, writeRows } from './tensor-io.js';
 
 export type Shape4 = readonly [number, number, number, number];
 
@@ -79,19 +79,31 @@ export interface ConvTimings {
   readonly filterGradientSeconds: number;
 }
 
-/** The three conv kernels of one layer over `read`. */
+/** The filter gradient of one band, summed and written to a weight-gradient bucket as tile-compute.ts does. */
+function filterGradient(layer: ConvLayer, t: ConvTensors, padded: tf.Tensor4D, dConv: tf.Tensor4D, bucket: Float32Array): void {
+  const sum = filterGradientSum(layer, t);
+  sum.add(padded, dConv);
+  sum.writeTo(bucket);
+}
+
+/** The three conv kernels of one layer over `read` (the whole tile as one band). */
 export function timeConv(spec: ConvBenchSpec, repeats: number, seed = 1): ConvTimings {
   const { layer, read } = spec;
   const random = seededRandom(seed);
   const t = layerTensors(layer, read[3], random);
   const padded = randomTensor(read, random);
   const dConv = randomTensor(validOutput(layer, read), random);
+  const bucket = new Float32Array(t.filter.size);
   try {
     return {
       flops: benchFlops(layer, read),
       forwardSeconds: bestSeconds(() => convolve(layer, t, padded).dispose(), repeats),
-      inputGradientSeconds: bestSeconds(() => convInputGradient(layer, t, dConv, read).dispose(), repeats),
-      filterGradientSeconds: bestSeconds(() => convFilterGradient(layer, t, padded, dConv).dispose(), repeats),
+      inputGradientSeconds: bestSeconds(() => {
+        const inputGradient = convInputGradient(layer, t);
+        inputGradient.of(dConv, read).dispose();
+        inputGradient.dispose();
+      }, repeats),
+      filterGradientSeconds: bestSeconds(() => filterGradient(layer, t, padded, dConv, bucket), repeats),
     };
   } finally {
     tf.dispose([padded, dConv]);
@@ -117,11 +129,11 @@ export interface ElementwiseTimings {
 }
 
 /**
- * Everything but the kernels, as tile-compute.ts runs it. Forward: the input from its arena buffer,
- * the padding copy, (conv) batch norm + activation, the stash copy. Backward: the input from the
- * previous layer's stash (re-normalised when that layer has batch norm), the padding copy, this
- * layer's stash, (conv) activation and batch-norm backward, cropping the padded input gradient and
- * writing it to its buffer.
+ * Everything but the kernels, as tile-compute.ts runs it (the whole tile as one band). Forward: the
+ * input from its arena buffer, the padding copy, (conv) batch norm + activation, the stash copy.
+ * Backward: the input from the previous layer's stash (re-normalised when that layer has batch
+ * norm), the padding copy, this layer's stash and output gradient from their buffers, (conv)
+ * activation and batch-norm backward, adding the padded input gradient into its buffer.
  */
 export function timeElementwise(spec: ElementwiseBenchSpec, repeats: number, seed = 1): ElementwiseTimings {
   const { layer, read, padTop, padLeft, previous } = spec;
@@ -133,42 +145,43 @@ export function timeElementwise(spec: ElementwiseBenchSpec, repeats: number, see
   const t = layer.kind === 'conv' ? layerTensors(layer, 1, random) : null;
   // Only its batch norm and activation run: one input channel keeps its filter small.
   const before = previous ? layerTensors(previous, 1, random) : null;
-  const inputView = fillUniform(new Float32Array(size(held)), random, -1, 1);
-  const stashView = fillUniform(new Float32Array(size(out)), random, -1, 1);
-  const partialView = new Float32Array(size(held));
+  const inputMap: MapView = { data: fillUniform(new Float32Array(size(held)), random, -1, 1), shape: held };
+  const stashMap: MapView = { data: fillUniform(new Float32Array(size(out)), random, -1, 1), shape: out };
+  const dyMap: MapView = { data: fillUniform(new Float32Array(size(out)), random, -1, 1), shape: out };
+  const partialMap: MapView = { data: new Float32Array(size(held)), shape: held };
+  const rows = (map: MapView) => tensorFromRows(map, { start: 0, end: map.shape[1] });
   const kernelOut = randomTensor(out, random);
-  const dy = randomTensor(out, random);
   const dPadded = randomTensor(read, random);
   const drop = (...tensors: tf.Tensor[]) => tf.dispose([...new Set(tensors)]);
   try {
     const forwardSeconds = bestSeconds(() => {
-      const x = tensorFromView(inputView, [...held]);
+      const x = rows(inputMap);
       const p = padded(x);
       if (t && layer.kind === 'conv') {
         const y = normalizeActivate(layer, t, kernelOut);
-        writeTensor(layer.batchNormalize ? kernelOut : y, stashView);
+        writeRows(layer.batchNormalize ? kernelOut : y, stashMap, 0);
         drop(y);
-      } else writeTensor(kernelOut, stashView);
+      } else writeRows(kernelOut, stashMap, 0);
       drop(x, p);
     }, repeats);
     const backwardSeconds = bestSeconds(() => {
-      const kept = tensorFromView(inputView, [...held]);
+      const kept = rows(inputMap);
       const input = before && previous ? normalizeActivate(previous, before, kept) : kept;
       const p = padded(input);
-      const key = tensorFromView(stashView, [...out]);
+      const key = rows(stashMap);
+      const dy = rows(dyMap);
       if (t && layer.kind === 'conv') {
         const g = convOutputBackward(layer, t, key, dy);
-        drop(g.dConv, g.dBiases, ...(g.dScales ? [g.dScales] : []));
+        drop(g.dConv);
       }
-      const crop = padTop || padLeft ? tf.slice(dPadded, [0, padTop, padLeft, 0], [-1, held[1], held[2], -1]) : dPadded;
-      writeTensor(crop, partialView);
-      drop(kept, input, p, key);
-      if (crop !== dPadded) crop.dispose();
+      partialMap.data.fill(0);
+      addRows(dPadded, partialMap, -padTop, -padLeft);
+      drop(kept, input, p, key, dy);
     }, repeats);
     const elements = 3 * (size(read) + (layer.kind === 'conv' ? 2 : 1) * size(out));
     return { forwardSeconds, backwardSeconds, elements };
   } finally {
-    tf.dispose([kernelOut, dy, dPadded]);
+    tf.dispose([kernelOut, dPadded]);
     disposeLayerTensors([t, before]);
   }
 }
@@ -204,9 +217,10 @@ export function convWorkSeconds(spec: ConvBenchSpec, runs: number, seed = 1): nu
   const t = layerTensors(spec.layer, spec.read[3], random);
   const padded = randomTensor(spec.read, random);
   const dy = randomTensor(validOutput(spec.layer, spec.read), random);
+  const bucket = new Float32Array(t.filter.size);
   const once = (): void => {
     convolve(spec.layer, t, padded).dispose();
-    convFilterGradient(spec.layer, t, padded, dy).dispose();
+    filterGradient(spec.layer, t, padded, dy, bucket);
   };
   try {
     once();
