@@ -8,16 +8,16 @@
 // Each layer reads its input from the arena and writes its results there, a band of output rows at a
 // time (tiles/bands.ts): the backend's heap holds one band of one layer, never a whole big map.
 // Bands change nothing but the order of float sums where they meet: a conv or pool output element
-// is computed from the same inputs by the same kernel whatever band it is in (checked: bit for bit),
-// and the input and weight gradients add up band contributions.
+// is computed from the same inputs by the same kernel whatever band it is in (bit for bit:
+// test/fused/bands.test.ts), and the input and weight gradients add up band contributions.
 import * as tf from '@tensorflow/tfjs-core';
 import type { FrontLayer, MapShape } from '../model/layers.js';
 import { BAND_BYTES, bandReadRows, layerBands } from '../tiles/bands.js';
 import type { FusedRegions } from '../tiles/fused-regions.js';
 import { type Span, margins, regionHeight, regionWidth } from '../tiles/region.js';
 import {
-  type ConvOutputGradients, type LayerTensors, convInputGradient, filterGradientSum, forwardFilter, convOutputBackward, convolve, maxpoolBackward, maxpoolForward,
-  normalizeActivate, paddingValue, scaleGradient, stashesPreNorm,
+  type ConvOutputGradients, type LayerTensors, convInputGradient, convOutputBackward, convolve, filterGradientSum, forwardFilter,
+  maxpoolBackward, maxpoolForward, normalizeActivate, paddingValue, scaleGradient, stashesPreNorm,
 } from './layer-ops.js';
 import { type MapView, addRows, tensorFromRows, writeRows } from './tensor-io.js';
 
@@ -26,7 +26,7 @@ export interface ComputeContext {
   readonly maps: readonly MapShape[];
   readonly batch: number;
   readonly params: readonly LayerTensors[];
-  /** Heap bytes a band may keep live (default BAND_BYTES); tests lower it so small maps are banded. */
+  /** Heap bytes a band may keep live besides filter-sized buffers (default BAND_BYTES); tests lower it. */
   readonly bandBytes?: number;
 }
 
