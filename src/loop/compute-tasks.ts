@@ -22,8 +22,8 @@ export interface BackwardTask {
   readonly stash: Readonly<Record<number, BufferLocation>>;
   readonly outputGradient: BufferLocation;
   readonly partial: BufferLocation | null;
-  /** The gradient between the window's layers: at map m in gradients[m % 2] (null when no map needs it). */
-  readonly gradients: readonly (BufferLocation | null)[];
+  /** By map m, first layer < m <= last layer: the gradient between the window's layers. */
+  readonly gradients: Readonly<Record<number, BufferLocation>>;
   readonly weights: Readonly<Record<number, BufferLocation>>;
 }
 
@@ -31,9 +31,9 @@ export type ComputeTask = ForwardTask | BackwardTask;
 
 type Views = (location: BufferLocation) => Float32Array;
 
-function pick(table: Readonly<Record<number, BufferLocation>>, layer: number, what: string): BufferLocation {
-  const location = table[layer];
-  if (!location) throw new Error(`task has no ${what} buffer for layer ${layer}`);
+function pick(table: Readonly<Record<number, BufferLocation>>, index: number, what: string): BufferLocation {
+  const location = table[index];
+  if (!location) throw new Error(`task has no ${what} buffer for ${what === 'gradient' ? 'map' : 'layer'} ${index}`);
   return location;
 }
 
@@ -53,11 +53,7 @@ export function runTask(ctx: ComputeContext, views: Views, task: ComputeTask, on
     stash: (l) => views(pick(task.stash, l, 'stash')),
     outputGradient: views(task.outputGradient),
     ...(task.partial ? { partial: views(task.partial) } : {}),
-    gradient: (m) => {
-      const location = task.gradients[m % 2];
-      if (!location) throw new Error(`task has no buffer for the gradient at map ${m}`);
-      return views(location);
-    },
+    gradient: (m) => views(pick(task.gradients, m, 'gradient')),
     weightGradient: (l) => views(pick(task.weights, l, 'weight-gradient')),
   }, onPartial);
 }

@@ -158,7 +158,7 @@ export async function runDeviceStep(runtime: DeviceRuntime, exchange: Exchange, 
         .filter((l) => weightBucketLength(plan, l) !== null)
         .map((l) => [l, at(tiles.length > 1 ? keys.tileWeightGradient(l, tile) : keys.weightGradient(l))]));
       const partial = wantPartial(h) ? at(keys.windowPartial(h, tile)) : null;
-      const gradients = [0, 1].map((parity) => (arenas.has(keys.windowGradient(h, tile, parity)) ? at(keys.windowGradient(h, tile, parity)) : null));
+      const gradients = group.first < group.last ? layersOf(group.first + 1, group.last, (m) => keys.windowGradient(h, tile, m)) : {};
       let sent: Promise<void> = Promise.resolve();
       const send = (): void => {
         sent = sendGradient.get(`${h}/${tile}`)!(view(keys.windowPartial(h, tile)), view(sumKey(tile)));

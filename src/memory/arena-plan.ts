@@ -73,22 +73,63 @@ export function packArena(name: string, requests: readonly BufferRequest[]): Are
   return { name, floats, peakLiveFloats, buffers: placed };
 }
 
-/** Slots of the step's timeline: forward groups, the loss, backward windows (last first), the reduce. */
+/**
+ * Slots of the step's timeline, in order: the forward groups, the loss, the backward windows (last
+ * first: a recomputing window's forward pass, then its layers from the last down), the reduce. On a
+ * device with one tile every layer has a slot of its own, so a stash is free once its layer's
+ * backward ran and the gradient at a map once the layer below read it. A device's tiles run
+ * concurrently (a task per compute worker), so with several tiles a group or a window is one slot.
+ */
 export interface StepTimeline {
-  forward(group: number): number;
+  /** Layer `layer` of forward group g. */
+  forward(group: number, layer: number): number;
   readonly loss: number;
-  backward(window: number): number;
+  /** Layer `layer` of window h's recomputed forward pass. */
+  recompute(window: number, layer: number): number;
+  /** Layer `layer`'s backward in window h. */
+  backward(window: number, layer: number): number;
+  /** Window h's first slot (its recompute's, else its last layer's backward) and its last (its first layer's backward). */
+  windowStart(window: number): number;
+  windowEnd(window: number): number;
   readonly reduce: number;
 }
 
-export function stepTimeline(plan: TilePlan): StepTimeline {
-  const groups = plan.forwardGroups.length;
-  const windows = plan.backward.length;
+const layerRange = (first: number, last: number): number[] => Array.from({ length: last - first + 1 }, (_, i) => first + i);
+
+export function stepTimeline(plan: TilePlan, perLayer: boolean): StepTimeline {
+  let slot = -1;
+  const beginPhase = (): void => {
+    if (!perLayer) slot++;
+  };
+  const take = (layers: readonly number[]): Map<number, number> => new Map(layers.map((l) => [l, perLayer ? ++slot : slot]));
+  const forward = plan.forwardGroups.map((g) => {
+    beginPhase();
+    return take(layerRange(g.first, g.last));
+  });
+  const loss = ++slot;
+  const recompute: Map<number, number>[] = [];
+  const backward: Map<number, number>[] = [];
+  for (let h = plan.backward.length - 1; h >= 0; h--) {
+    const { group, reuseForward, recomputeFrom } = plan.backward[h]!;
+    beginPhase();
+    recompute[h] = take(reuseForward === null ? layerRange(recomputeFrom, group.last) : []);
+    backward[h] = take(layerRange(group.first, group.last).reverse());
+  }
+  const reduce = ++slot;
+  const at = (table: Map<number, number> | undefined, layer: number, what: string): number => {
+    const s = table?.get(layer);
+    if (s === undefined) throw new Error(`the step timeline has no ${what} slot for layer ${layer}`);
+    return s;
+  };
+  const backwardAt = (h: number, l: number): number => at(backward[h], l, `window ${h} backward`);
   return {
-    forward: (g) => g,
-    loss: groups,
-    backward: (h) => groups + 1 + (windows - 1 - h),
-    reduce: groups + windows + 1,
+    forward: (g, l) => at(forward[g], l, `group ${g} forward`),
+    loss,
+    recompute: (h, l) => at(recompute[h], l, `window ${h} recompute`),
+    backward: backwardAt,
+    windowStart: (h) => Math.min(backwardAt(h, plan.backward[h]!.group.last), ...(recompute[h]?.values() ?? [])),
+    windowEnd: (h) => backwardAt(h, plan.backward[h]!.group.first),
+    reduce,
   };
 }
 
@@ -108,8 +149,8 @@ export const bufferKeys = {
   windowStash: (h: number, tile: number, layer: number) => `backward ${h}/tile ${tile}/stash ${layer}`,
   /** The loss gradient over the core of backward window h's output map. */
   windowOutputGradient: (h: number, tile: number) => `backward ${h}/tile ${tile}/output gradient`,
-  /** The gradient between a window's layers, at its maps of even (0) or odd (1) index, alternating. */
-  windowGradient: (h: number, tile: number, parity: number) => `backward ${h}/tile ${tile}/gradient ${parity}`,
+  /** The gradient between a window's layers at map m (written by layer m's backward, read by layer m - 1's). */
+  windowGradient: (h: number, tile: number, map: number) => `backward ${h}/tile ${tile}/gradient ${map}`,
   /** The partial gradient over the window's held region at its first map. */
   windowPartial: (h: number, tile: number) => `backward ${h}/tile ${tile}/partial`,
   /** Gradient strip from another tile, kept apart so sums run in tile order. */
@@ -138,9 +179,10 @@ export function regionFloats(plan: TilePlan, map: number, region: Region): numbe
 
 /** Every arena of device `rank`, packed. */
 export function planDeviceArenas(plan: TilePlan, rank: number, options: ArenaPlanOptions): ArenaLayout[] {
-  const time = stepTimeline(plan);
   const tiles = tilesOfDevice(plan, rank);
+  const time = stepTimeline(plan, tiles.length === 1);
   const groups = plan.forwardGroups.length;
+  const windows = plan.backward.length;
   const requests: BufferRequest[] = [];
 
   // Which backward window reuses each forward group's stash, and which windows recompute from a map.
@@ -149,71 +191,80 @@ export function planDeviceArenas(plan: TilePlan, rank: number, options: ArenaPla
     if (w.reuseForward !== null) reusedBy.set(w.reuseForward, h);
   });
   const lastRecomputeUse = (map: number): number | null => {
-    const uses = plan.backward.flatMap((w, h) => (w.reuseForward === null && w.recomputeFrom === map ? [time.backward(h)] : []));
+    const uses = plan.backward.flatMap((w, h) => (w.reuseForward === null && w.recomputeFrom === map ? [time.windowStart(h)] : []));
     return uses.length === 0 ? null : Math.max(...uses);
   };
+  // A window's output gradient and recompute input arrive while the window before it (or the loss) runs.
+  const arrivesFrom = (h: number): number => (h === windows - 1 ? time.loss : time.windowStart(h + 1));
 
   plan.forwardGroups.forEach((group, g) => {
     const owner = arenaNames.forward(g);
-    const keptUntil = reusedBy.has(g) ? time.backward(reusedBy.get(g)!) : null;
-    // The output core feeds the next group's halo, the loss after the last group, and windows that
-    // recompute from the next map.
-    const outputUntil = Math.max(g === groups - 1 ? time.loss : time.forward(g + 1), lastRecomputeUse(group.last + 1) ?? 0);
+    const keptBy = reusedBy.get(g);
+    const last = group.last;
+    // The output core feeds the next group's halo (sent while that group starts), the loss after the
+    // last group, and windows that recompute from the next map.
+    const nextGroupEnd = g === groups - 1 ? time.loss : time.forward(g + 1, plan.forwardGroups[g + 1]!.last);
+    const outputUntil = Math.max(nextGroupEnd, lastRecomputeUse(last + 1) ?? 0);
     for (const tile of tiles) {
       const regions = plan.forward[g]![tile]!;
       // Halo strips land while the previous group computes.
-      requests.push({ key: bufferKeys.groupInput(g, tile), owner, floats: regionFloats(plan, group.first, regions.held[0]!), first: Math.max(0, g - 1), last: keptUntil ?? g });
-      for (let l = group.first; l <= (keptUntil === null ? group.last - 1 : group.last); l++) {
-        requests.push({ key: bufferKeys.groupStash(g, tile, l), owner, floats: regionFloats(plan, l + 1, regions.held[l + 1 - group.first]!), first: g, last: keptUntil ?? g });
+      const inputFrom = g === 0 ? 0 : time.forward(g - 1, plan.forwardGroups[g - 1]!.first);
+      const inputUntil = keptBy === undefined ? time.forward(g, group.first) : time.backward(keptBy, group.first);
+      requests.push({ key: bufferKeys.groupInput(g, tile), owner, floats: regionFloats(plan, group.first, regions.held[0]!), first: inputFrom, last: inputUntil });
+      // Layer l's stash is read by layer l + 1 (forward, and backward as its input) and by l's backward.
+      for (let l = group.first; l <= (keptBy === undefined ? last - 1 : last); l++) {
+        const until = keptBy === undefined ? time.forward(g, l + 1) : time.backward(keptBy, l);
+        requests.push({ key: bufferKeys.groupStash(g, tile, l), owner, floats: regionFloats(plan, l + 1, regions.held[l + 1 - group.first]!), first: time.forward(g, l), last: until });
       }
-      requests.push({ key: bufferKeys.groupOutput(g, tile), owner, floats: regionFloats(plan, group.last + 1, planCore(plan, group.last + 1, tile)), first: g, last: outputUntil });
+      requests.push({ key: bufferKeys.groupOutput(g, tile), owner, floats: regionFloats(plan, last + 1, planCore(plan, last + 1, tile)), first: time.forward(g, last), last: outputUntil });
     }
   });
 
   plan.backward.forEach((window, h) => {
     const owner = arenaNames.backward(h);
-    const now = time.backward(h);
-    const { group } = window;
+    const { group, recomputeFrom } = window;
+    const backward = (l: number): number => time.backward(h, l);
+    const end = time.windowEnd(h);
     const wantPartial = group.first > 0 || options.wantInputGradient;
     for (const tile of tiles) {
       const regions = window.regions[tile]!;
       if (window.reuseForward === null) {
-        // The recompute input's strips are expected one window ahead.
-        requests.push({ key: bufferKeys.windowInput(h, tile), owner, floats: regionFloats(plan, window.recomputeFrom, regions.held[0]!), first: now - 1, last: now });
-        for (let l = window.recomputeFrom; l <= group.last; l++) {
-          requests.push({ key: bufferKeys.windowStash(h, tile, l), owner, floats: regionFloats(plan, l + 1, regions.held[l + 1 - regions.firstLayer]!), first: now, last: now });
+        // The run's input is read by its first layer: in the recompute, and by that layer's backward
+        // when the window starts there.
+        const inputUntil = recomputeFrom === group.first ? backward(group.first) : time.recompute(h, recomputeFrom);
+        requests.push({ key: bufferKeys.windowInput(h, tile), owner, floats: regionFloats(plan, recomputeFrom, regions.held[0]!), first: arrivesFrom(h), last: inputUntil });
+        for (let l = recomputeFrom; l <= group.last; l++) {
+          // Read by layer l's backward, or (below the window) as the input of the next layer's recompute and backward.
+          const until = l >= group.first ? backward(l) : l === group.first - 1 ? backward(group.first) : time.recompute(h, l + 1);
+          requests.push({ key: bufferKeys.windowStash(h, tile, l), owner, floats: regionFloats(plan, l + 1, regions.held[l + 1 - regions.firstLayer]!), first: time.recompute(h, l), last: until });
         }
       }
-      // The gradient at maps group.first+1..group.last, alternating between two buffers.
-      for (const parity of [0, 1]) {
-        let floats = 0;
-        for (let m = group.first + 1; m <= group.last; m++) {
-          if (m % 2 === parity) floats = Math.max(floats, regionFloats(plan, m, regions.held[m - regions.firstLayer]!));
-        }
-        if (floats > 0) requests.push({ key: bufferKeys.windowGradient(h, tile, parity), owner, floats, first: now, last: now });
+      for (let m = group.first + 1; m <= group.last; m++) {
+        requests.push({ key: bufferKeys.windowGradient(h, tile, m), owner, floats: regionFloats(plan, m, regions.held[m - regions.firstLayer]!), first: backward(m), last: backward(m - 1) });
       }
       const outputMap = group.last + 1;
-      requests.push({ key: bufferKeys.windowOutputGradient(h, tile), owner, floats: regionFloats(plan, outputMap, planCore(plan, outputMap, tile)), first: now - 1, last: now });
+      requests.push({ key: bufferKeys.windowOutputGradient(h, tile), owner, floats: regionFloats(plan, outputMap, planCore(plan, outputMap, tile)), first: arrivesFrom(h), last: backward(group.last) });
       if (wantPartial) {
         // Gathered by the strips it sends, which may leave during the next window.
-        requests.push({ key: bufferKeys.windowPartial(h, tile), owner, floats: regionFloats(plan, group.first, regions.held[group.first - regions.firstLayer]!), first: now, last: now + 1 });
+        const partialUntil = h === 0 ? time.reduce : time.windowEnd(h - 1);
+        requests.push({ key: bufferKeys.windowPartial(h, tile), owner, floats: regionFloats(plan, group.first, regions.held[group.first - regions.firstLayer]!), first: backward(group.first), last: partialUntil });
         // Gradient strips are expected from the step's start: early senders deliver in place.
         for (const strip of exchangeStrips(plan, 'grad', h).strips) {
           if (strip.to !== tile || strip.from === tile) continue;
-          requests.push({ key: bufferKeys.gradientSlot(h, tile, strip.from), owner, floats: regionFloats(plan, group.first, strip.region), first: 0, last: now });
+          requests.push({ key: bufferKeys.gradientSlot(h, tile, strip.from), owner, floats: regionFloats(plan, group.first, strip.region), first: 0, last: end });
         }
       }
       for (let l = group.first; l <= group.last; l++) {
         const length = weightBucketLength(plan, l);
-        if (length !== null && tiles.length > 1) requests.push({ key: bufferKeys.tileWeightGradient(l, tile), owner, floats: length, first: now, last: now });
+        if (length !== null && tiles.length > 1) requests.push({ key: bufferKeys.tileWeightGradient(l, tile), owner, floats: length, first: backward(l), last: end });
       }
     }
     for (let l = group.first; l <= group.last; l++) {
       const length = weightBucketLength(plan, l);
-      if (length !== null) requests.push({ key: bufferKeys.weightGradient(l), owner: arenaNames.weights, floats: length, first: now, last: time.reduce });
+      if (length !== null) requests.push({ key: bufferKeys.weightGradient(l), owner: arenaNames.weights, floats: length, first: backward(l), last: time.reduce });
     }
     if (h === 0 && options.wantInputGradient) {
-      for (const tile of tiles) requests.push({ key: bufferKeys.inputGradient(tile), owner, floats: regionFloats(plan, 0, planCore(plan, 0, tile)), first: now, last: time.reduce });
+      for (const tile of tiles) requests.push({ key: bufferKeys.inputGradient(tile), owner, floats: regionFloats(plan, 0, planCore(plan, 0, tile)), first: time.windowStart(h), last: time.reduce });
     }
   });
   return [packArena('device', requests)];

@@ -41,6 +41,12 @@ t.test('in-process devices train to the reference weights', async (t) => {
     { devices: 1, grid: { rows: 3, cols: 2 }, forward: 'each', backward: '0,2', workers: 2, overlap: true },
     // Every layer computed one output row at a time (fused/tile-compute.ts), on a worker.
     { devices: 2, grid: { rows: 2, cols: 2 }, forward: 'all', backward: '0,3', workers: 1, overlap: true, bandBytes: 1 },
+    // One tile per device: buffers live layer by layer (memory/arena-plan.ts), so freed stashes and
+    // gradients share arena space; a wrong lifetime overwrites data still to be read.
+    { devices: 1, grid: { rows: 1, cols: 1 }, forward: 'all', backward: 'all' },
+    { devices: 1, grid: { rows: 1, cols: 1 }, forward: '0,2', backward: '0,1,3', workers: 1, overlap: true, bandBytes: 1 },
+    { devices: 4, grid: { rows: 2, cols: 2 }, forward: 'each', backward: 'all', workers: 1, overlap: true },
+    { devices: 4, grid: { rows: 2, cols: 2 }, forward: '0,3', backward: '0,1', workers: 1, overlap: false, bandBytes: 1 },
   ];
   const net = withBatch(tiny, 2);
   const reference = await referenceTraining(net, randomParams(net, SEED), STEPS, SEED);
