@@ -81,7 +81,7 @@ export interface ConvTimings {
 
 /** The filter gradient of one band, summed and written to a weight-gradient bucket as tile-compute.ts does. */
 function filterGradient(layer: ConvLayer, t: ConvTensors, padded: tf.Tensor4D, dConv: tf.Tensor4D, bucket: Float32Array): void {
-  const sum = filterGradientSum(layer, t);
+  const sum = filterGradientSum(layer, t.filter.shape[2]);
   sum.add(padded, dConv);
   sum.writeTo(bucket);
 }
@@ -99,7 +99,7 @@ export function timeConv(spec: ConvBenchSpec, repeats: number, seed = 1): ConvTi
       flops: benchFlops(layer, read),
       forwardSeconds: bestSeconds(() => convolve(layer, t, padded).dispose(), repeats),
       inputGradientSeconds: bestSeconds(() => {
-        const inputGradient = convInputGradient(layer, t);
+        const inputGradient = convInputGradient(layer, tf.clone(t.filter));
         inputGradient.of(dConv, read).dispose();
         inputGradient.dispose();
       }, repeats),

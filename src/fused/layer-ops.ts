@@ -7,13 +7,12 @@ import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { type AffineActivateGradients, type AffineConstants, affineActivateBackward, affineActivateForward } from './wasm-kernels/bn-activation.js';
 import { accumulateFilterGradient, filterFromSums } from './wasm-kernels/conv2d-backprop-filter.js';
 import { rotateFilter } from './wasm-kernels/conv2d-backprop-input.js';
-import { copyTensor } from './wasm-kernels/heap.js';
 
 const LEAKY_SLOPE = 0.1; // Darknet's leaky ReLU
 const BN_EPSILON = 0.000001; // Darknet divides by sqrt(variance) + .000001f
 
-export interface ConvTensors {
-  readonly filter: tf.Tensor4D;
+/** A conv layer's bias and frozen batch norm: small, kept on the compute heap for the whole step. */
+export interface ConvAffine {
   readonly biases: tf.Tensor1D;
   /** Frozen batch norm: mean and the per-channel divisor sqrt(variance) + eps are constants. */
   readonly bn?: { readonly scales: tf.Tensor1D; readonly mean: tf.Tensor1D; readonly divisor: tf.Tensor1D };
@@ -21,46 +20,72 @@ export interface ConvTensors {
   readonly constants?: AffineConstants;
 }
 
+export interface ConvTensors extends ConvAffine {
+  readonly filter: tf.Tensor4D;
+}
+
 export type LayerTensors = ConvTensors | null;
 
-export function convTensors(params: ConvParams, layer: ConvLayer, inChannels: number): ConvTensors {
-  const filter = tf.tensor4d(params.filter, [layer.size, layer.size, inChannels, layer.filters]);
+export function convAffine(params: ConvParams): ConvAffine {
   const biases = tf.tensor1d(params.biases);
-  if (!params.bn) return { filter, biases, constants: { biases: params.biases.slice() } };
+  if (!params.bn) return { biases, constants: { biases: params.biases.slice() } };
   const divisor = params.bn.variance.map((v) => Math.fround(Math.sqrt(v) + BN_EPSILON));
   const bn = { scales: params.bn.scales.slice(), mean: params.bn.mean.slice(), divisor };
   return {
-    filter, biases,
+    biases,
     bn: { scales: tf.tensor1d(bn.scales), mean: tf.tensor1d(bn.mean), divisor: tf.tensor1d(divisor) },
     constants: { biases: params.biases.slice(), bn },
   };
 }
 
+export const filterTensor = (params: ConvParams, layer: ConvLayer, inChannels: number): tf.Tensor4D =>
+  tf.tensor4d(params.filter, [layer.size, layer.size, inChannels, layer.filters]);
+
+export function convTensors(params: ConvParams, layer: ConvLayer, inChannels: number): ConvTensors {
+  return { filter: filterTensor(params, layer, inChannels), ...convAffine(params) };
+}
+
+function convParamsOf(params: FrontParams, l: number): ConvParams {
+  const p = params[l];
+  if (!p) throw new Error(`layer ${l} is convolutional but has no parameters`);
+  return p;
+}
+
 /** Tensors of every front layer's parameters (null for maxpool layers). */
 export function frontTensors(net: Network, params: FrontParams): LayerTensors[] {
   const maps = mapShapes(net);
-  return net.layers.map((layer, l) => {
-    const p = params[l];
-    if (layer.kind !== 'conv') return null;
-    if (!p) throw new Error(`layer ${l} is convolutional but has no parameters`);
-    return convTensors(p, layer, maps[l]!.channels);
-  });
+  return net.layers.map((layer, l) => (layer.kind === 'conv' ? convTensors(convParamsOf(params, l), layer, maps[l]!.channels) : null));
 }
 
-/**
- * The filter one layer's forward convolves its bands with. On wasm a private copy: XNNPACK keeps a
- * packed copy of a filter tensor from its first convolution for as long as the tensor lives, so with
- * the parameters' own tensors every layer's packed filter would sit on the heap all step (and land
- * among the bands); the copy's goes with the layer. Dispose it after the layer's last band.
- */
-export function forwardFilter(t: ConvTensors): tf.Tensor4D {
-  if (tf.getBackend() !== 'wasm') return tf.clone(t.filter);
-  const backend = tf.backend() as BackendWasm;
-  return tf.engine().makeTensorFromTensorInfo(copyTensor(backend, t.filter)) as tf.Tensor4D;
+/** What tile compute reads of the parameters: resident biases and batch norm, filters made per use. */
+export interface ComputeParams {
+  readonly affine: readonly (ConvAffine | null)[];
+  /**
+   * Layer l's filter as a new tensor the caller disposes, copied from the parameter arrays when
+   * asked: the heap holds the filter of the layer being computed, not every layer's. (On wasm a
+   * private copy also matters: XNNPACK keeps a packed copy of a filter tensor from its first
+   * convolution for as long as the tensor lives.)
+   */
+  filter(layer: number): tf.Tensor4D;
 }
 
-export function disposeLayerTensors(all: readonly LayerTensors[]): void {
-  for (const t of all) if (t) tf.dispose([t.filter, t.biases, ...(t.bn ? [t.bn.scales, t.bn.mean, t.bn.divisor] : [])]);
+export function computeParams(net: Network, params: FrontParams): ComputeParams {
+  const maps = mapShapes(net);
+  const conv = (l: number): ConvLayer => {
+    const layer = net.layers[l]!;
+    if (layer.kind !== 'conv') throw new Error(`layer ${l} is a ${layer.kind} layer and has no filter`);
+    return layer;
+  };
+  return {
+    affine: net.layers.map((layer, l) => (layer.kind === 'conv' ? convAffine(convParamsOf(params, l)) : null)),
+    filter: (l) => filterTensor(convParamsOf(params, l), conv(l), maps[l]!.channels),
+  };
+}
+
+export function disposeLayerTensors(all: readonly (ConvAffine | ConvTensors | null)[]): void {
+  for (const t of all) {
+    if (t) tf.dispose([t.biases, ...('filter' in t ? [t.filter] : []), ...(t.bn ? [t.bn.scales, t.bn.mean, t.bn.divisor] : [])]);
+  }
 }
 
 /** Padding value for positions outside the map: zero for conv, -inf for maxpool (Darknet skips them). */
@@ -84,7 +109,7 @@ export function convolve(layer: ConvLayer, t: ConvTensors, paddedInput: tf.Tenso
 }
 
 /** Batch norm (or bias) without the activation; `conv` is kept. */
-function affine(t: ConvTensors, conv: tf.Tensor4D): tf.Tensor4D {
+function affine(t: ConvAffine, conv: tf.Tensor4D): tf.Tensor4D {
   if (!t.bn) return tf.add(conv, t.biases);
   const centred = tf.sub(conv, t.bn.mean);
   const normalized = tf.div(centred, t.bn.divisor);
@@ -97,10 +122,10 @@ function affine(t: ConvTensors, conv: tf.Tensor4D): tf.Tensor4D {
 }
 
 /** Whether the one-pass wasm versions apply (they have no autodiff gradient: never under tf.grad). */
-const fusable = (t: ConvTensors): t is ConvTensors & { constants: AffineConstants } => t.constants !== undefined && tf.getBackend() === 'wasm';
+const fusable = (t: ConvAffine): t is ConvAffine & { constants: AffineConstants } => t.constants !== undefined && tf.getBackend() === 'wasm';
 
 /** The layer's output from its convolution; `conv` is kept. Backward recomputes it the same way, bit for bit. */
-export function normalizeActivate(layer: ConvLayer, t: ConvTensors, conv: tf.Tensor4D): tf.Tensor4D {
+export function normalizeActivate(layer: ConvLayer, t: ConvAffine, conv: tf.Tensor4D): tf.Tensor4D {
   if (fusable(t)) return affineActivateForward(layer, t.constants, LEAKY_SLOPE, conv);
   const z = affine(t, conv);
   const output = activate(layer, z);
@@ -147,7 +172,7 @@ function sums(t: tf.Tensor): Float64Array {
  * Back through activation and batch norm (or bias) of one conv layer, from the gradient dy of the
  * outputs the tile owns. `stashed` is what the layer kept (see stashesPreNorm). dy is kept.
  */
-export function convOutputBackward(layer: ConvLayer, t: ConvTensors, stashed: tf.Tensor4D, dy: tf.Tensor4D): ConvOutputGradients {
+export function convOutputBackward(layer: ConvLayer, t: ConvAffine, stashed: tf.Tensor4D, dy: tf.Tensor4D): ConvOutputGradients {
   if (fusable(t)) return affineActivateBackward(layer, t.constants, LEAKY_SLOPE, stashed, dy);
   if (!t.bn) {
     const dConv = activationBackward(layer, stashed, dy);
@@ -172,7 +197,7 @@ export function convOutputBackward(layer: ConvLayer, t: ConvTensors, stashed: tf
  * dScales = sum(dAffine * (preNorm - mean) / divisor) per channel, formed without materialising the
  * normalized map: (sum(dAffine * preNorm) - mean * sum(dAffine)) / divisor.
  */
-export function scaleGradient(t: ConvTensors, biasSums: Float64Array, productSums: Float64Array): Float64Array {
+export function scaleGradient(t: ConvAffine, biasSums: Float64Array, productSums: Float64Array): Float64Array {
   const bn = t.constants?.bn;
   if (!bn) throw new Error('the scale gradient needs the batch-norm constants');
   return productSums.map((p, c) => (p - bn.mean[c]! * biasSums[c]!) / bn.divisor[c]!);
@@ -189,9 +214,10 @@ export interface FilterGradientSum {
  * One conv layer's filter gradient summed over its bands in float64 (a cancelling sum must not
  * collect one float32 rounding per band). On wasm the kernel adds into the sums directly.
  */
-export function filterGradientSum(layer: ConvLayer, t: ConvTensors): FilterGradientSum {
-  const attrs = { strides: [layer.stride, layer.stride] as [number, number], pad: 'valid' as const, dataFormat: 'NHWC' as const, filterShape: t.filter.shape };
-  const sums = new Float64Array(t.filter.size);
+export function filterGradientSum(layer: ConvLayer, inChannels: number): FilterGradientSum {
+  const filterShape: [number, number, number, number] = [layer.size, layer.size, inChannels, layer.filters];
+  const attrs = { strides: [layer.stride, layer.stride] as [number, number], pad: 'valid' as const, dataFormat: 'NHWC' as const, filterShape };
+  const sums = new Float64Array(layer.size * layer.size * inChannels * layer.filters);
   if (tf.getBackend() === 'wasm') {
     return {
       add: (x, dConv) => accumulateFilterGradient(tf.backend() as BackendWasm, x, dConv, attrs, sums),
@@ -219,21 +245,22 @@ export interface ConvInputGradient {
  * The input gradient of one conv layer, band after band. At stride 1 it is the forward conv of dConv
  * with the filter rotated 180 degrees and its channel axes swapped, padded by size - 1 (what the wasm
  * Conv2DBackpropInput kernel does per call): the rotated filter, and the backend's packed copy of it,
- * are formed once for all bands.
+ * are formed once for all bands. Takes `filter` over: at stride 1 it is disposed once rotated.
  */
-export function convInputGradient(layer: ConvLayer, t: ConvTensors): ConvInputGradient {
+export function convInputGradient(layer: ConvLayer, filter: tf.Tensor4D): ConvInputGradient {
   if (layer.stride !== 1) {
     return {
-      of: (dConv, paddedShape) => tf.engine().runKernel('Conv2DBackpropInput', { dy: dConv, filter: t.filter }, {
+      of: (dConv, paddedShape) => tf.engine().runKernel('Conv2DBackpropInput', { dy: dConv, filter }, {
         strides: [layer.stride, layer.stride], pad: 'valid', dataFormat: 'NHWC', inputShape: paddedShape,
       }) as tf.Tensor4D,
-      dispose: () => undefined,
+      dispose: () => filter.dispose(),
     };
   }
   // One pass over the filter on wasm (its generic transpose and reverse kernels are several times slower).
   const rotated = tf.getBackend() === 'wasm'
-    ? tf.engine().makeTensorFromTensorInfo(rotateFilter(tf.backend() as BackendWasm, t.filter)) as tf.Tensor4D
-    : tf.tidy(() => tf.reverse(tf.transpose(t.filter, [0, 1, 3, 2]), [0, 1])) as tf.Tensor4D;
+    ? tf.engine().makeTensorFromTensorInfo(rotateFilter(tf.backend() as BackendWasm, filter)) as tf.Tensor4D
+    : tf.tidy(() => tf.reverse(tf.transpose(filter, [0, 1, 3, 2]), [0, 1])) as tf.Tensor4D;
+  filter.dispose();
   const k = layer.size - 1;
   return {
     of: (dConv) => tf.conv2d(dConv, rotated, 1, [[0, 0], [k, k], [k, k], [0, 0]]),

@@ -16,7 +16,7 @@ import { BAND_BYTES, bandReadRows, layerBands } from '../tiles/bands.js';
 import type { FusedRegions } from '../tiles/fused-regions.js';
 import { type Span, margins, regionHeight, regionWidth } from '../tiles/region.js';
 import {
-  type ConvOutputGradients, type LayerTensors, convInputGradient, convOutputBackward, convolve, filterGradientSum, forwardFilter,
+  type ComputeParams, type ConvOutputGradients, type LayerTensors, convInputGradient, convOutputBackward, convolve, filterGradientSum,
   maxpoolBackward, maxpoolForward, normalizeActivate, paddingValue, scaleGradient, stashesPreNorm,
 } from './layer-ops.js';
 import { type MapView, addRows, tensorFromRows, writeRows } from './tensor-io.js';
@@ -25,7 +25,7 @@ export interface ComputeContext {
   readonly layers: readonly FrontLayer[];
   readonly maps: readonly MapShape[];
   readonly batch: number;
-  readonly params: readonly LayerTensors[];
+  readonly params: ComputeParams;
   /** Heap bytes a band may keep live besides filter-sized buffers (default BAND_BYTES); tests lower it. */
   readonly bandBytes?: number;
 }
@@ -95,7 +95,7 @@ function paddedBand(ctx: ComputeContext, regions: FusedRegions, layer: number, i
   let x = tensorFromRows(input, rows);
   const previous = ctx.layers[layer - 1];
   if (layer > regions.firstLayer && previous?.kind === 'conv' && stashesPreNorm(previous)) {
-    const output = normalizeActivate(previous, ctx.params[layer - 1]!, x);
+    const output = normalizeActivate(previous, ctx.params.affine[layer - 1]!, x);
     x.dispose();
     x = output;
   }
@@ -128,7 +128,7 @@ export function forwardTile(ctx: ComputeContext, regions: FusedRegions, buffers:
     if (!stash && l < regions.lastLayer) throw new Error(`forward of layer ${l} has no buffer for what the next layer reads`);
     const kept = stash && mapView(ctx, regions, l + 1, stash);
     const output = l === regions.lastLayer && buffers.output ? mapView(ctx, regions, l + 1, buffers.output) : undefined;
-    const t = layer.kind === 'conv' ? { ...ctx.params[l]!, filter: forwardFilter(ctx.params[l]!) } : null;
+    const t = layer.kind === 'conv' ? { ...ctx.params.affine[l]!, filter: ctx.params.filter(l) } : null;
     for (const band of bandsOf(ctx, regions, l)) {
       const padded = paddedBand(ctx, regions, l, input, band);
       if (layer.kind === 'maxpool') {
@@ -209,13 +209,13 @@ export function backwardTile(ctx: ComputeContext, regions: FusedRegions, fromLay
       continue;
     }
 
-    const t = ctx.params[l]!;
+    const t = ctx.params.affine[l]!;
     const target = buffers.weightGradient(l);
-    const filterFloats = t.filter.size;
+    const filterFloats = layer.size * layer.size * input.shape[3] * layer.filters;
     // Band sums add up in float64: a cancelling sum must not collect one float32 rounding per band.
     const biasSums = new Float64Array(layer.filters);
     const productSums = new Float64Array(layer.filters);
-    const filterGradient = filterGradientSum(layer, t);
+    const filterGradient = filterGradientSum(layer, input.shape[3]);
     // A band's padded input and the gradient at its conv output; stash and dy rows are dropped.
     const bandGradients = (band: Span): { padded: tf.Tensor4D; g: ConvOutputGradients } => {
       const padded = paddedBand(ctx, regions, l, input, band);
@@ -234,7 +234,7 @@ export function backwardTile(ctx: ComputeContext, regions: FusedRegions, fromLay
     // A single band's tensors are kept meanwhile; over several bands each band's conv-output gradient
     // replaces its rows of dy (which nothing reads again), as Darknet overwrites its delta.
     const deferFilter = l === fromLayer && dInput !== undefined;
-    const inputGradient = dInput && convInputGradient(layer, t);
+    const inputGradient = dInput && convInputGradient(layer, ctx.params.filter(l));
     let single: { padded: tf.Tensor4D; dConv: tf.Tensor4D } | null = null;
     for (const band of bands) {
       const { padded, g } = bandGradients(band);

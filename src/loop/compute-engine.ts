@@ -1,7 +1,7 @@
 // Where a device's compute runs. The scheduler hands tasks to an engine and keeps the sockets; the
 // inline engine runs them on the calling thread (tests, verification, memory-tight devices), the
 // worker engine on worker threads that share the arenas (src/loop/worker-engine.ts).
-import { frontTensors, disposeLayerTensors, type LayerTensors } from '../fused/layer-ops.js';
+import { type ComputeParams, computeParams, disposeLayerTensors } from '../fused/layer-ops.js';
 import { type MapShape, type Network, mapShapes } from '../model/layers.js';
 import type { FrontParams } from '../model/weights.js';
 import type { BufferLocation } from '../memory/arena.js';
@@ -11,7 +11,7 @@ import { type ComputeTask, runTask } from './compute-tasks.js';
 export interface ComputeEngine {
   /** Compute threads besides the caller's; 0 when tasks run inline. */
   readonly threads: number;
-  /** Rebuilds the parameter tensors from the (updated) parameter buffers. */
+  /** Rebuilds the resident parameter tensors (biases, batch norm) from the (updated) parameter buffers. */
   loadParams(): Promise<void>;
   /** `onPartial` runs once a backward task's partial input gradient is in its buffer. */
   run(task: ComputeTask, onPartial?: () => void): Promise<void>;
@@ -24,7 +24,7 @@ export interface ComputeEngine {
 
 export class InlineEngine implements ComputeEngine {
   readonly threads = 0;
-  private tensors: LayerTensors[] | null = null;
+  private tensors: ComputeParams | null = null;
   private busy = 0;
   private readonly maps: readonly MapShape[];
 
@@ -40,8 +40,8 @@ export class InlineEngine implements ComputeEngine {
   }
 
   async loadParams(): Promise<void> {
-    if (this.tensors) disposeLayerTensors(this.tensors);
-    this.tensors = frontTensors(this.net, this.params);
+    if (this.tensors) disposeLayerTensors(this.tensors.affine);
+    this.tensors = computeParams(this.net, this.params);
   }
 
   async run(task: ComputeTask, onPartial: () => void = () => undefined): Promise<void> {
@@ -66,7 +66,7 @@ export class InlineEngine implements ComputeEngine {
   }
 
   async close(): Promise<void> {
-    if (this.tensors) disposeLayerTensors(this.tensors);
+    if (this.tensors) disposeLayerTensors(this.tensors.affine);
     this.tensors = null;
   }
 }

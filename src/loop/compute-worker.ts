@@ -3,7 +3,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { initBackend } from '../fused/backend.js';
 import { convWorkSeconds } from '../fused/kernel-bench.js';
-import { type LayerTensors, disposeLayerTensors, frontTensors } from '../fused/layer-ops.js';
+import { type ComputeParams, computeParams, disposeLayerTensors } from '../fused/layer-ops.js';
 import { wasmHeapBytes } from '../fused/wasm-kernels/heap.js';
 import { mapShapes } from '../model/layers.js';
 import { paramsInBuffer } from '../model/shared-params.js';
@@ -24,11 +24,11 @@ async function main(): Promise<void> {
     if (!buffer) throw new Error(`task names arena ${l.arena}, the device has ${setup.arenaBuffers.length}`);
     return new Float32Array(buffer, l.offset * 4, l.floats);
   };
-  let tensors: LayerTensors[] | null = null;
+  let tensors: ComputeParams | null = null;
   port!.on('message', (message: ToWorker) => {
     if (message.type === 'params') {
-      if (tensors) disposeLayerTensors(tensors);
-      tensors = frontTensors(setup.net, params);
+      if (tensors) disposeLayerTensors(tensors.affine);
+      tensors = computeParams(setup.net, params);
       post({ type: 'params-loaded' });
       return;
     }

@@ -1,13 +1,13 @@
 // The plan's per-device memory prediction, before anything is allocated: the arena (exact: every
-// step buffer is planned), each compute thread's backend heap (the parameters and the largest working
-// set of one band of one layer in one tile task, times the measured growth of the wasm heap over its
-// live set), parameters and momentum, and the runtime (measured at start, plus a measured constant
-// per compute thread).
+// step buffer is planned), each compute thread's backend heap (biases, batch norm and the largest
+// working set of one band of one layer in one tile task, filter copies included, times the measured
+// growth of the wasm heap over its live set), parameters and momentum, and the runtime (measured at
+// start, plus a measured constant per compute thread).
 import { type ArenaLayout, arenaBytes, planDeviceArenas } from './arena-plan.js';
 import type { FusedRegions } from '../tiles/fused-regions.js';
 import { type TilePlan, tilesOfDevice } from '../tiles/plan.js';
 import { BAND_BYTES, bandWorkingSet, layerBands } from '../tiles/bands.js';
-import { sharedParamsFloats } from '../model/shared-params.js';
+import { affineParamsFloats, sharedParamsFloats } from '../model/shared-params.js';
 
 export interface MemoryEstimate {
   readonly rows: readonly { readonly what: string; readonly bytes: number }[];
@@ -61,11 +61,12 @@ export function estimateDeviceMemory(plan: TilePlan, rank: number, options: Esti
   const arenas = planDeviceArenas(plan, rank, { wantInputGradient: options.wantInputGradient ?? false });
   const threads = Math.max(1, options.workers);
   const paramBytes = sharedParamsFloats(plan.net) * FLOAT;
-  // Each compute thread holds the parameters as tensors besides the working set of one band.
-  const heap = threads * Math.max(MIN_WASM_HEAP_BYTES, HEAP_GROWTH * (largestWorkingSet(plan, rank) + paramBytes));
+  // Each compute thread holds biases and batch norm as tensors besides the working set of one band
+  // (filters are copied in per layer: tile-compute.ts).
+  const heap = threads * Math.max(MIN_WASM_HEAP_BYTES, HEAP_GROWTH * (largestWorkingSet(plan, rank) + affineParamsFloats(plan.net) * FLOAT));
   const rows = [
     { what: 'arena (every planned step buffer)', bytes: arenaBytes(arenas) },
-    { what: `compute heap${threads > 1 ? ` (${threads} threads)` : ''}: parameters and largest band`, bytes: heap },
+    { what: `compute heap${threads > 1 ? ` (${threads} threads)` : ''}: largest band and its filters`, bytes: heap },
     { what: 'parameters and momentum', bytes: 2 * paramBytes },
     { what: 'runtime measured at start', bytes: options.runtimeBytes },
     { what: 'JS heaps and message buffers once steps run', bytes: STEP_RUNTIME_GROWTH_BYTES },

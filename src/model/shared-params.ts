@@ -9,8 +9,13 @@ function layerSizes(net: Network): ({ filter: number; channels: number; bn: bool
     layer.kind === 'conv' ? { filter: layer.size * layer.size * maps[l]!.channels * layer.filters, channels: layer.filters, bn: layer.batchNormalize } : null);
 }
 
+/** Floats of every layer's biases and batch norm (the parameters but the filters). */
+export function affineParamsFloats(net: Network): number {
+  return layerSizes(net).reduce((sum, s) => sum + (s ? s.channels * (s.bn ? 4 : 1) : 0), 0);
+}
+
 export function sharedParamsFloats(net: Network): number {
-  return layerSizes(net).reduce((sum, s) => sum + (s ? s.filter + s.channels * (s.bn ? 4 : 1) : 0), 0);
+  return layerSizes(net).reduce((sum, s) => sum + (s ? s.filter : 0), 0) + affineParamsFloats(net);
 }
 
 /** Views of every parameter inside `buffer` (laid out layer by layer: filter, biases, scales, mean, variance). */

@@ -3,7 +3,7 @@
 // small that every layer of a small net is banded, down to one row per band.
 import t from 'tap';
 import { initBackend } from '../../src/fused/backend.js';
-import { disposeLayerTensors, frontTensors } from '../../src/fused/layer-ops.js';
+import { computeParams, disposeLayerTensors } from '../../src/fused/layer-ops.js';
 import { type ComputeContext, backwardTile, forwardTile } from '../../src/fused/tile-compute.js';
 import { CONSTANT_SCHEDULE, type FrontLayer, type Network, convLayer, mapShapes, maxpoolLayer } from '../../src/model/layers.js';
 import { fillUniform, randomParams, seededRandom } from '../../src/model/weights.js';
@@ -74,7 +74,7 @@ function tileCase(n: Network, regions: FusedRegions, seed: number) {
 
 function runTile(n: Network, regions: FusedRegions, seed: number, bandBytes: number) {
   const c = tileCase(n, regions, seed);
-  const params = frontTensors(n, randomParams(n, seed));
+  const params = computeParams(n, randomParams(n, seed));
   const ctx: ComputeContext = { layers: n.layers, maps: c.maps, batch: n.hyper.batch, params, bandBytes };
   const stash = new Map<number, Float32Array>();
   for (let l = regions.firstLayer; l <= regions.lastLayer; l++) stash.set(l, new Float32Array(c.floats(l + 1)));
@@ -93,7 +93,7 @@ function runTile(n: Network, regions: FusedRegions, seed: number, bandBytes: num
   }, () => {
     atPartial = { partial: partial.slice(), firstFilterPending: first.kind !== 'conv' || Number.isNaN(weights.get(regions.firstLayer)![0]) };
   });
-  disposeLayerTensors(params);
+  disposeLayerTensors(params.affine);
   return { forward, partial, atPartial: atPartial as { partial: Float32Array; firstFilterPending: boolean } | null, weights };
 }
 
