@@ -108,16 +108,20 @@ export function convolve(layer: ConvLayer, t: ConvTensors, paddedInput: tf.Tenso
   return tf.conv2d(paddedInput, t.filter, layer.stride, 'valid');
 }
 
-/** Batch norm (or bias) without the activation; `conv` is kept. */
+/**
+ * Batch norm (or bias) without the activation; `conv` is kept. Frozen batch norm is one per-channel
+ * scale and shift, conv * a + b with a = scales / divisor and b = biases - mean * a (Darknet's
+ * (x - mean) / divisor * scales + biases up to rounding): one multiply and one add per element, and
+ * the fused wasm pass (wasm-kernels/bn-activation.ts) rounds the same ops in the same order.
+ */
 function affine(t: ConvAffine, conv: tf.Tensor4D): tf.Tensor4D {
   if (!t.bn) return tf.add(conv, t.biases);
-  const centred = tf.sub(conv, t.bn.mean);
-  const normalized = tf.div(centred, t.bn.divisor);
-  centred.dispose();
-  const scaled = tf.mul(normalized, t.bn.scales);
-  normalized.dispose();
-  const result = tf.add(scaled, t.biases);
-  scaled.dispose();
+  const a = tf.div(t.bn.scales, t.bn.divisor);
+  const shift = tf.mul(t.bn.mean, a);
+  const b = tf.sub(t.biases, shift);
+  const scaled = tf.mul(conv, a);
+  const result = tf.add(scaled, b);
+  tf.dispose([a, shift, b, scaled]);
   return result as tf.Tensor4D;
 }
 

@@ -1,14 +1,14 @@
 // Frozen batch norm (or bias) plus activation as single passes over the wasm heap, forward and
 // backward. As separate tfjs ops each step materialises a full-size temporary (centred, normalized,
 // scaled, the sign mask, the leaky branch), and at 608x608x32 those temporaries set the heap's
-// high-water mark. Every float op is rounded to float32 in the tfjs op order (Math.fround after each
-// +, -, *, /), so the values equal those of the separate ops bit for bit.
+// high-water mark. Batch norm is the per-channel affine z = x * a + b with a = scales / divisor and
+// b = biases - mean * a (layer-ops.ts forms it with the same ops under autodiff), every float op
+// rounded to float32 in that order (Math.fround), so the values equal those of the separate ops bit
+// for bit: the tiles take every activation branch the tf.grad reference takes.
 import * as tf from '@tensorflow/tfjs-core';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import type { ConvLayer } from '../../model/layers.js';
 import { allocate, heapFloats, heapOffset } from './heap.js';
-
-const f32 = Math.fround;
 
 export interface AffineConstants {
   readonly biases: Float32Array;
@@ -20,6 +20,26 @@ function wasmBackend(): BackendWasm {
   return tf.backend() as BackendWasm;
 }
 
+const f32 = Math.fround;
+
+/** Per channel, z = f32(f32(x * a) + b): the frozen batch norm folded into one scale and shift (a = 1 without it). */
+function affinePerChannel(k: AffineConstants, channels: number): { a: Float32Array; b: Float32Array } {
+  const a = new Float32Array(channels).fill(1);
+  const b = Float32Array.from(k.biases);
+  if (k.bn) {
+    for (let c = 0; c < channels; c++) {
+      a[c] = k.bn.scales[c]! / k.bn.divisor[c]!;
+      b[c] = k.biases[c]! - f32(k.bn.mean[c]! * a[c]!);
+    }
+  }
+  return { a, b };
+}
+
+/** What the activation multiplies a negative input by (linear: 1, unchanged; relu: 0). */
+function negativeSlope(layer: ConvLayer, slope: number): number {
+  return layer.activation === 'leaky' ? f32(slope) : layer.activation === 'relu' ? 0 : 1;
+}
+
 /** out = act(bn(x)) (or act(x + b)) into a new tensor; `x` is kept. */
 export function affineActivateForward(layer: ConvLayer, k: AffineConstants, slope: number, x: tf.Tensor4D): tf.Tensor4D {
   const backend = wasmBackend();
@@ -28,14 +48,11 @@ export function affineActivateForward(layer: ConvLayer, k: AffineConstants, slop
   const xAt = heapOffset(backend, x);
   const outAt = heapOffset(backend, out);
   const channels = x.shape[3];
-  const alpha = f32(slope);
-  const { biases, bn } = k;
+  const { a, b } = affinePerChannel(k, channels);
+  const negative = negativeSlope(layer, slope);
   for (let i = 0, c = 0; i < x.size; i++, c = c + 1 === channels ? 0 : c + 1) {
-    let z = heap[xAt + i]!;
-    z = bn ? f32(f32(f32(f32(z - bn.mean[c]!) / bn.divisor[c]!) * bn.scales[c]!) + biases[c]!) : f32(z + biases[c]!);
-    if (layer.activation === 'leaky') z = z < 0 ? f32(z * alpha) : z;
-    else if (layer.activation === 'relu') z = z < 0 ? 0 : z;
-    heap[outAt + i] = z;
+    const z = f32(f32(heap[xAt + i]! * a[c]!) + b[c]!);
+    heap[outAt + i] = z < 0 ? (negative === 0 ? 0 : f32(z * negative)) : z;
   }
   return tf.engine().makeTensorFromTensorInfo(out) as tf.Tensor4D;
 }
@@ -63,23 +80,23 @@ export function affineActivateBackward(layer: ConvLayer, k: AffineConstants, slo
   const dyAt = heapOffset(backend, dy);
   const dAt = heapOffset(backend, dConv);
   const channels = x.shape[3];
-  const alpha = f32(slope);
-  const { biases, bn } = k;
+  const { bn } = k;
+  const { a, b } = affinePerChannel(k, channels);
+  const negative = negativeSlope(layer, slope);
   const biasSums = new Float64Array(channels);
   const productSums = new Float64Array(channels);
-  const factor = bn ? bn.scales.map((s, c) => f32(s / bn.divisor[c]!)) : null;
   for (let i = 0, c = 0; i < x.size; i++, c = c + 1 === channels ? 0 : c + 1) {
     const xv = heap[xAt + i]!;
     let d = heap[dyAt + i]!;
-    if (layer.activation !== 'linear') {
-      // The sign of the activation's input decides the branch, exactly as in forward.
-      const z = bn ? f32(f32(f32(f32(xv - bn.mean[c]!) / bn.divisor[c]!) * bn.scales[c]!) + biases[c]!) : xv;
-      if (!(z > 0)) d = layer.activation === 'leaky' ? f32(d * alpha) : 0;
-    }
+    // The sign of the activation's input decides the branch, exactly as in forward (without batch
+    // norm the stash is the output, whose sign is the input's).
+    const z = bn ? f32(f32(xv * a[c]!) + b[c]!) : xv;
+    if (!(z > 0)) d = negative === 0 ? 0 : f32(d * negative);
     biasSums[c] = biasSums[c]! + d;
-    if (factor) {
+    if (bn) {
       productSums[c] = productSums[c]! + d * xv;
-      heap[dAt + i] = f32(d * factor[c]!);
+      // dConv = dAffine * a: the gradient of x * a.
+      heap[dAt + i] = f32(d * a[c]!);
     } else heap[dAt + i] = d;
   }
   const dConvTensor = tf.engine().makeTensorFromTensorInfo(dConv) as tf.Tensor4D;
