@@ -16,7 +16,7 @@ const { values } = parseArgs({
   options: {
     input: { type: 'string', default: '608' },
     steps: { type: 'string', default: '3' },
-    configs: { type: 'string', default: '1:1x1:each,1:2x2:each,2:2x1:each,4:2x2:each,4:2x2:0,8,10,12,14' },
+    configs: { type: 'string', default: '1:1x1:all,2:2x1:each,4:2x2:each,4:2x2:0,8,10,12,14' },
     out: { type: 'string', default: 'docs/bench-training.json' },
   },
 });
