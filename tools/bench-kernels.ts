@@ -1,5 +1,6 @@
 // Kernel benchmark: GFLOP/s of conv forward, input gradient and filter gradient at the YOLOv2 front's
-// layer shapes on each backend, wasm against cpu at the check shape, and the cost of tiling on one
+// layer shapes (whole maps, and the largest band of each layer as tile compute runs it on one device:
+// src/tiles/bands.ts) on each backend, wasm against cpu at the check shape, and the cost of tiling on one
 // core (the front trained as a 2x2 grid against unpartitioned, measured alternately in one run).
 //   node dist/bench-kernels.js [--input 608] [--tiling-input 320] [--repeats 3] [--out bench-results/kernels.json]
 import * as tf from '@tensorflow/tfjs';
@@ -17,7 +18,9 @@ import { createInMemoryCluster } from '../src/peers/in-memory.js';
 import { parseGrouping } from '../src/tiles/groups.js';
 import { copySubRegion, extractSubRegion } from '../src/tiles/layout.js';
 import { buildTilePlan } from '../src/tiles/plan.js';
-import { wholeMap } from '../src/tiles/region.js';
+import { BAND_BYTES, bandReadRows, layerBands } from '../src/tiles/bands.js';
+import { fusedRegions } from '../src/tiles/fused-regions.js';
+import { regionWidth, wholeMap } from '../src/tiles/region.js';
 import { relativeError } from '../src/verify/verify.js';
 
 const { values } = parseArgs({
@@ -45,6 +48,22 @@ function frontShapes(net: Network): ConvShape[] {
     if (!seen.has(name)) seen.set(name, { name, x, filter: [layer.size, layer.size, m.channels, layer.filters] });
   });
   return [...seen.values()];
+}
+
+/** Each conv layer's largest band as one device computes the unpartitioned front (1x1 grid, one group). */
+function bandShapes(net: Network): ConvShape[] {
+  const maps = mapShapes(net);
+  const last = maps[maps.length - 1]!;
+  const regions = fusedRegions(net.layers, maps, 0, net.layers.length - 1, wholeMap(last.height, last.width));
+  const ctx = { layers: net.layers, maps, batch: 1 };
+  return net.layers.flatMap((layer, l) => {
+    if (layer.kind !== 'conv') return [];
+    const [band] = layerBands(ctx, regions, l, BAND_BYTES);
+    const rows = band!.end - band!.start;
+    const m = maps[l]!;
+    const x: [number, number, number, number] = [1, bandReadRows(layer, { start: 0, end: rows }).end, regionWidth(regions.read[l]!), m.channels];
+    return [{ name: `layer ${l}: ${m.height}x${m.width}x${m.channels} ${layer.size}x${layer.size} ->${layer.filters}, band of ${rows} rows`, x, filter: [layer.size, layer.size, m.channels, layer.filters] }];
+  });
 }
 
 const CHECK_SHAPE: ConvShape = { name: '104x104x32 3x3 ->64 (check)', x: [1, 106, 106, 32], filter: [3, 3, 32, 64] };
@@ -146,7 +165,7 @@ const available: BackendName[] = backend.name === 'tensorflow' ? ['tensorflow', 
 const front = presetCfg('yolov2-front').network;
 const net = withInputSize(front, Number(values.input), Number(values.input));
 const kernels = [];
-for (const name of available) kernels.push(...(await kernelTable(name, [CHECK_SHAPE, ...frontShapes(net)])));
+for (const name of available) kernels.push(...(await kernelTable(name, [CHECK_SHAPE, ...frontShapes(net), ...bandShapes(net)])));
 
 // wasm against the cpu reference at the check shape (the cpu filter gradient takes about a minute).
 const cpuCheck: Record<string, number> = {};
