@@ -16,6 +16,7 @@ import { type Evaluation, type TrainingBatch, type TrainingData, type Truth, syn
 import type { TailResult } from '../train/tail.js';
 import { type DeviceRuntime, type PhaseSeconds, runDeviceStep } from './device-step.js';
 import { HeadExchange } from './head-exchange.js';
+import { concatFloats, splitFloats } from '../train/float-parts.js';
 import { InputExchange } from './input-exchange.js';
 import { CHECKSUM_PIECES, checksumBucket, lossBucket, planHash, tailBucket } from './plan-messages.js';
 import { ReplicaExchange } from './replica-exchange.js';
@@ -111,18 +112,9 @@ function batchSlice(whole: TrainingBatch, images: number, from: number, to: numb
 /** Sums the replicas' tail gradients in place, in one reduction. */
 async function sumTailGradients(cluster: Exchange, step: number, gradients: readonly (WeightGradient | null)[]): Promise<void> {
   const parts = gradients.flatMap((g) => (g ? [g.dFilter, g.dBiases, ...(g.dScales ? [g.dScales] : [])] : []));
-  const all = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    all.set(p, at);
-    at += p.length;
-  }
+  const all = concatFloats(parts);
   await cluster.allReduceSum(tailBucket(step), all);
-  at = 0;
-  for (const p of parts) {
-    p.set(all.subarray(at, at + p.length));
-    at += p.length;
-  }
+  splitFloats(all, parts, 'the summed tail gradient does not fit the tail');
 }
 
 export async function train(options: TrainerOptions): Promise<void> {

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import type { Network } from '../model/layers.js';
 import type { TailLayer } from '../model/tail-layers.js';
 import { type FrontParams, type TailParams, decodeWeights, encodeWeights } from '../model/weights.js';
+import { concatFloats, splitFloats } from './float-parts.js';
 import { type OptimizerState, stateBuffers } from './optimizer.js';
 
 export interface CheckpointMeta {
@@ -49,25 +50,12 @@ function syncDirectory(dir: string): void {
 
 /** Optimizer buffers in stateBuffers' order (front, then tail), little-endian floats. */
 function encodeState(states: readonly OptimizerState[]): Uint8Array {
-  const parts = states.flatMap(stateBuffers);
-  const out = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return new Uint8Array(out.buffer);
+  return new Uint8Array(concatFloats(states.flatMap(stateBuffers)).buffer);
 }
 
 function decodeState(bytes: Uint8Array, into: readonly OptimizerState[], file: string): void {
   const floats = new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength));
-  let at = 0;
-  for (const p of into.flatMap(stateBuffers)) {
-    if (at + p.length > floats.length) throw new Error(`${file} holds ${floats.length} floats, fewer than this model's optimizer state`);
-    p.set(floats.subarray(at, at + p.length));
-    at += p.length;
-  }
-  if (at !== floats.length) throw new Error(`${file} holds ${floats.length} floats, this model's optimizer state has ${at}`);
+  splitFloats(floats, into.flatMap(stateBuffers), `${file} does not fit this model's optimizer state`);
 }
 
 /** The head's tail: its layers, parameters and momentum. */
