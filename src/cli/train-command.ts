@@ -330,6 +330,8 @@ export async function trainCommand(argv: string[]): Promise<number> {
     const evaluate = isHead && rank === HEAD_RANK && values.valid ? await openEvaluation(values.valid, {
       net, tail, params: runtime.params, tailParams, names: values.names, onBadSample: setup.badSamples, log,
     }) : null;
+    // CPU time of the whole process (every thread) per step: under a CPU quota, what the step consumed of it.
+    let cpuMark = process.cpuUsage();
     await train({
       ...(evaluate ? { evaluate: { every: values['eval-every'] ? parsePositiveInt('--eval-every', values['eval-every'], 0) : 0, run: evaluate } } : {}),
       onEvaluation: (step, results) => {
@@ -344,7 +346,9 @@ export async function trainCommand(argv: string[]): Promise<number> {
       onStep: (r) => {
         const { compute, computeIdle, exchangeWait, send, reduce } = r.phases;
         Object.assign(status, { step: r.step, loss: r.loss, learningRate: r.learningRate, lastStepSeconds: r.seconds, phases: { compute, computeIdle, exchangeWait, send, reduce } });
-        steps.push({ step: r.step, loss: r.loss, seconds: r.seconds, phases: r.phases });
+        const cpu = process.cpuUsage(cpuMark);
+        cpuMark = process.cpuUsage();
+        steps.push({ step: r.step, loss: r.loss, seconds: r.seconds, cpuSeconds: (cpu.user + cpu.system) / 1e6, phases: r.phases });
         log(`step ${r.step}/${setup.steps} loss ${r.loss.toFixed(5)} lr ${r.learningRate.toExponential(2)} ${r.seconds.toFixed(2)} s ` +
           `(compute ${compute.toFixed(2)}, idle ${computeIdle.toFixed(2)}, wait ${exchangeWait.toFixed(2)}, send ${send.toFixed(2)}, reduce ${reduce.toFixed(2)}${isHead ? `, tail ${r.tailSeconds.toFixed(2)}` : ''})  rss ${formatBytes(process.memoryUsage().rss)}, compute heap ${formatBytes(runtime.engine.backendHeapBytes())}, arena ${formatBytes(runtime.arenas.reservedBytes)}`);
       },
