@@ -6,15 +6,17 @@
 //   each device reaches the window); a window's partial gradients leave before its first layer's
 //   filter gradient, and the window ends once every gradient strip for this device has landed;
 // - each window's weight gradients are all-reduced on a ring once every device finished the window,
-//   one reduction after another, overlapping the windows still to run.
-// Not modelled: the link time the reductions take from concurrent strips (and vice versa), the tail
-// and its gather/scatter, data loading, the optimizer update, and per-tile (rather than per-device)
-// arrival of halos.
+//   one reduction after another, overlapping the windows still to run;
+// - the reductions and the strips share each device's link: a strip sent while a ring runs waits
+//   for the ring's current round (the transport queues messages in order), and the ring is
+//   delayed by the strips' link time.
+// Not modelled: the tail and its gather/scatter, data loading, the optimizer update, and per-tile
+// (rather than per-device) arrival of halos.
 import { estimateDeviceMemory } from '../memory/estimate.js';
 import { type TilePlan, exchangeRegions, tilesOfDevice, weightBucketLength } from '../tiles/plan.js';
 import { type CostContext, backwardTaskFlops, backwardTaskSeconds, forwardTaskFlops, forwardTaskSeconds, scheduleTasks } from './compute-cost.js';
 import type { DeviceProfile } from './profile.js';
-import { type DeviceTraffic, exchangeWaitSeconds, ringAllReduceCost, stripTraffic } from './traffic.js';
+import { type DeviceTraffic, exchangeWaitSeconds, linkSeconds, ringAllReduceCost, stripTraffic } from './traffic.js';
 
 export interface DevicePrediction {
   readonly rank: number;
@@ -86,8 +88,32 @@ export function planExchanges(plan: TilePlan, profile: DeviceProfile): ExchangeP
   return points;
 }
 
-const waitFor = (ready: readonly number[], traffic: DeviceTraffic, d: number): number =>
-  Math.max(ready[d]!, ...[...traffic.senders[d]!].map((s) => ready[s]!));
+/**
+ * The ring reductions on the links: when the one in flight ends, and how long one of its rounds
+ * takes (the longest a strip queued behind it waits).
+ */
+interface LinkState {
+  ringEnd: number;
+  ringRound: number;
+}
+
+/** When a strip handed to the transport at `ready` starts moving. */
+const leaves = (link: LinkState, ready: number): number => (link.ringEnd > ready ? Math.min(link.ringEnd, ready + link.ringRound) : ready);
+
+/** When every strip of an exchange point has reached device d, given when each device sends. */
+function arrival(link: LinkState, ready: readonly number[], traffic: DeviceTraffic, profile: DeviceProfile, d: number): number {
+  const start = Math.max(ready[d]!, ...[...traffic.senders[d]!].map((s) => leaves(link, ready[s]!)));
+  return start + exchangeWaitSeconds(traffic, profile.link, d);
+}
+
+/** Strips of an exchange point that travel while a ring runs push the ring's end by their link time. */
+function delayRing(link: LinkState, ready: readonly number[], traffic: DeviceTraffic, profile: DeviceProfile): void {
+  let delay = 0;
+  traffic.sentBytes.forEach((bytes, s) => {
+    if (bytes > 0 && ready[s]! < link.ringEnd) delay = Math.max(delay, linkSeconds(profile.link, bytes, traffic.sentMessages[s]!));
+  });
+  link.ringEnd += delay;
+}
 
 /** Floats of the weight gradients of layers first..last. */
 function bucketFloats(plan: TilePlan, first: number, last: number): number {
@@ -107,11 +133,12 @@ export function predictStep(plan: TilePlan, profile: DeviceProfile): StepPredict
   const backwardBusy = new Array<number>(n).fill(0);
   const flops = new Array<number>(n).fill(0);
   let done = new Array<number>(n).fill(0);
+  const link: LinkState = { ringEnd: 0, ringRound: 0 };
 
   plan.forwardGroups.forEach((_, g) => {
     const halo = g > 0 ? find('halo', g) : null;
     done = ranks.map((d) => {
-      const ready = halo ? waitFor(done, halo, d) + exchangeWaitSeconds(halo, profile.link, d) : done[d]!;
+      const ready = halo ? arrival(link, done, halo, profile, d) : done[d]!;
       const regions = tiles[d]!.map((t) => plan.forward[g]![t]!);
       const busy = scheduleTasks(regions.map((r) => ({ total: forwardTaskSeconds(ctx, r), afterPartial: 0 })), profile).makespan;
       forwardBusy[d]! += busy;
@@ -120,7 +147,6 @@ export function predictStep(plan: TilePlan, profile: DeviceProfile): StepPredict
     });
   });
 
-  let reduceFree = 0;
   let reduceBytesPerDevice = 0;
   for (let h = plan.backward.length - 1; h >= 0; h--) {
     const w = plan.backward[h]!;
@@ -129,26 +155,30 @@ export function predictStep(plan: TilePlan, profile: DeviceProfile): StepPredict
     const grad = w.group.first > 0 ? find('grad', h) : null;
     const started = done;
     const computed = ranks.map((d) => {
-      const ready = input ? waitFor(started, input, d) + exchangeWaitSeconds(input, profile.link, d) : started[d]!;
+      const ready = input ? arrival(link, started, input, profile, d) : started[d]!;
       const regions = tiles[d]!.map((t) => w.regions[t]!);
       const schedule = scheduleTasks(regions.map((r) => backwardTaskSeconds(ctx, r, w.group.first, recompute)), profile);
       backwardBusy[d]! += schedule.makespan;
       flops[d]! += regions.reduce((sum, r) => sum + backwardTaskFlops(ctx, r, w.group.first, recompute), 0);
       return { end: ready + schedule.makespan, partialsOut: ready + schedule.partialsOut };
     });
+    if (input) delayRing(link, started, input, profile);
     const partialsOut = computed.map((c) => c.partialsOut);
     done = ranks.map((d) => {
       if (!grad || grad.senders[d]!.size === 0) return computed[d]!.end;
-      const arrived = Math.max(...[...grad.senders[d]!].map((s) => partialsOut[s]!)) + exchangeWaitSeconds(grad, profile.link, d);
-      return Math.max(computed[d]!.end, arrived);
+      return Math.max(computed[d]!.end, arrival(link, partialsOut, grad, profile, d));
     });
+    if (grad) delayRing(link, partialsOut, grad, profile);
     const ring = ringAllReduceCost(bucketFloats(plan, w.group.first, w.group.last), n, profile.link);
-    if (ring.seconds > 0) reduceFree = Math.max(reduceFree, ...done) + ring.seconds;
+    if (ring.seconds > 0) {
+      link.ringEnd = Math.max(link.ringEnd, ...done) + ring.seconds;
+      link.ringRound = ring.seconds / ring.rounds;
+    }
     reduceBytesPerDevice += ring.bytesPerDevice;
   }
 
   const backwardEnd = Math.max(...done);
-  const stepSeconds = Math.max(backwardEnd, reduceFree);
+  const stepSeconds = Math.max(backwardEnd, link.ringEnd);
   const busiest = ranks.reduce((a, d) => (forwardBusy[d]! + backwardBusy[d]! > forwardBusy[a]! + backwardBusy[a]! ? d : a), 0);
   const computeSeconds = forwardBusy[busiest]! + backwardBusy[busiest]!;
   const reduceSeconds = stepSeconds - backwardEnd;

@@ -84,6 +84,8 @@ export interface RingCost {
   /** Bytes each device sends (and receives). */
   readonly bytesPerDevice: number;
   readonly messagesPerDevice: number;
+  /** Rounds one after another: a ring of N devices runs 2(N-1). */
+  readonly rounds: number;
   readonly seconds: number;
 }
 
@@ -92,10 +94,10 @@ export interface RingCost {
  * 1/N segment cut into chunks; every device sends and receives at once.
  */
 export function ringAllReduceCost(floats: number, devices: number, link: LinkProfile): RingCost {
-  if (devices <= 1 || floats === 0) return { bytesPerDevice: 0, messagesPerDevice: 0, seconds: 0 };
+  if (devices <= 1 || floats === 0) return { bytesPerDevice: 0, messagesPerDevice: 0, rounds: 0, seconds: 0 };
   const rounds = 2 * (devices - 1);
   const segment = Math.ceil(floats / devices);
   const bytesPerDevice = (rounds * floats * FLOAT) / devices;
   const messagesPerDevice = rounds * Math.ceil(segment / link.maxMessageFloats);
-  return { bytesPerDevice, messagesPerDevice, seconds: linkSeconds(link, bytesPerDevice, messagesPerDevice) };
+  return { bytesPerDevice, messagesPerDevice, rounds, seconds: linkSeconds(link, bytesPerDevice, messagesPerDevice) };
 }

@@ -84,7 +84,7 @@ t.test('a group per layer: halo and gradient strips, partial gradients leaving e
 
 t.test('link and ring arithmetic', async (t) => {
   t.same(ringAllReduceCost(90, 3, { mibPerSecond: 1, latencyMs: 1, maxMessageFloats: 10 }), {
-    bytesPerDevice: 480, messagesPerDevice: 12, seconds: 480 / MIB + 0.012,
+    bytesPerDevice: 480, messagesPerDevice: 12, rounds: 4, seconds: 480 / MIB + 0.012,
   });
   t.equal(ringAllReduceCost(90, 1, UNIT.link).seconds, 0);
   // Message counts follow the transport's row bands.
