@@ -53,11 +53,12 @@ Model and plan
                            run first in the tail                   [every leading conv/maxpool]
   --weights FILE           initial Darknet .weights of the whole model   [seeded init: initialParams]
   --grid RxC|auto          tile grid over the front's output          [near-square, >= devices]
-  --forward-groups S|auto  each | all | start layers such as 0,8,10,12,14                [each]
-  --backward-groups S|auto same syntax                                [the forward grouping]
-  --profile P              device profile for auto: this-machine | pi3 | FILE   [this-machine]
+  --forward-groups S|auto  each | all | start layers such as 0,8,10,12,14
                            (auto: the planner chooses by predicted step time under
                            --memory-limit; every device must pass the same flags and profile)
+                                                              [auto; each with --parallel data]
+  --backward-groups S|auto same syntax                                [the forward grouping]
+  --profile P              device profile for auto: this-machine | pi3 | FILE   [this-machine]
   --memory-limit SIZE      refuse plans whose predicted per-device peak exceeds this        [1G]
   --backend B              tensorflow | wasm | cpu                          [best available]
   --workers N              compute worker threads (0: compute on the main thread)           [1]
@@ -134,8 +135,10 @@ export async function trainCommand(argv: string[]): Promise<number> {
     return 0;
   }
   if (!values.peers) throw new UsageError(`--peers is required\n\n${TRAIN_HELP}`);
-  // The planner loads only when asked for (the training path stays lean).
-  const autoPlan = [values.grid, values['forward-groups'], values['backward-groups']].some((v) => v?.trim().toLowerCase() === 'auto')
+  // The planner chooses the groupings unless they are given (data-parallel has none to choose); it
+  // loads only when used.
+  const forwardText = values['forward-groups'] ?? (values.parallel === 'data' ? 'each' : 'auto');
+  const autoPlan = [values.grid, forwardText, values['backward-groups']].some((v) => v?.trim().toLowerCase() === 'auto')
     ? await import('./train-auto-plan.js')
     : null;
   if (values.profile !== undefined && !autoPlan) throw new UsageError('--profile is used only with --grid, --forward-groups or --backward-groups auto');
@@ -176,7 +179,6 @@ export async function trainCommand(argv: string[]): Promise<number> {
         decay: number('--decay', values.decay, net.hyper.decay),
       },
     };
-    const forwardText = values['forward-groups'] ?? 'each';
     const parallel = values.parallel ?? 'tiles';
     if (parallel !== 'tiles' && parallel !== 'data') throw new UsageError(`--parallel must be tiles or data, got "${parallel}"`);
     if (parallel === 'data') {
