@@ -76,15 +76,25 @@ const emulator = (quota = cpus) => ({ name: 'emulator' as const, flags: ['--cpus
 const common = ['--model', 'yolov2-front', '--input', `${size}x${size}`, '--steps', values.steps!, '--memory-limit', '1G'];
 const stepSeconds = (reports: DeviceReport[]) => mean(reports.flatMap((r) => steadySteps(r).map((s) => s.seconds)));
 
-// Calibration: 1-device steps of the emulated device (1x1, `all` and `each`), apart from the table's rows.
-const calibrationRuns = ['all', 'each'].map((grouping) => {
-  const reports = runClusterWithReports(1, [...common, '--batch', '1', '--grid', '1x1', '--forward-groups', grouping, '--backward-groups', grouping], emulator());
-  return { grouping, measuredSeconds: stepSeconds(reports) };
-});
-const calibration = calibrateElementwise(edge, scaled, input, calibrationRuns, values.out!);
-const profile = { ...scaled, compute: { ...scaled.compute, elementwiseGflops: calibration.elementwiseGflops } };
+// Calibration, apart from the table's rows: 1-device steps of the emulated device (1x1, `all` and
+// `each`) for the elementwise rate, and 2 devices training one image each (data-parallel: the same
+// compute as the 1-device `all` step, plus an all-reduce) for the CPU that moving a MiB costs.
+const calibrationReports = ['all', 'each'].map((grouping) =>
+  runClusterWithReports(1, [...common, '--batch', '1', '--grid', '1x1', '--forward-groups', grouping, '--backward-groups', grouping], emulator()));
+const calibration = calibrateElementwise(edge, scaled, input, calibrationReports.map((reports, i) => ({ grouping: ['all', 'each'][i]!, measuredSeconds: stepSeconds(reports) })), values.out!);
+const pair = runClusterWithReports(2, [...common, '--parallel', 'data', '--batch', '2', '--grid', '1x1', '--forward-groups', 'all', '--backward-groups', 'all'], emulator());
+const cpuPerStep = (reports: DeviceReport[]) => mean(reports.flatMap((r) => steadySteps(r).map((s) => s.cpuSeconds ?? Number.NaN)));
+const movedMiB = mean(pair.map((r) => (r.transport.bytesSent + r.transport.bytesReceived) / r.steps.length)) / 2 ** 20;
+const cpuMsPerMiB = Number(Math.max(0, ((cpuPerStep(pair) - cpuPerStep(calibrationReports[0]!)) * 1000) / movedMiB).toPrecision(3));
+// Measured in CPU time; the profile's device has `cpus` of a core, so it takes 1/cpus as long.
+const profile = {
+  ...scaled,
+  compute: { ...scaled.compute, elementwiseGflops: calibration.elementwiseGflops },
+  link: { ...scaled.link, cpuMsPerMiB: Number((cpuMsPerMiB / cpus).toPrecision(3)) },
+};
 writeFileSync(profileFile, `${JSON.stringify(profile, null, 2)}\n`);
-console.error(`bench: elementwise ${calibration.elementwiseGflops} G elements/s, calibrated on ${JSON.stringify(calibration.runs)}`);
+console.error(`bench: elementwise ${calibration.elementwiseGflops} G elements/s, calibrated on ${JSON.stringify(calibration.runs)}; ` +
+  `${cpuMsPerMiB} CPU ms per MiB moved (${cpuPerStep(pair).toFixed(3)} against ${cpuPerStep(calibrationReports[0]!).toFixed(3)} CPU s per step, ${movedMiB.toFixed(1)} MiB sent and received)`);
 
 /** Host CPU time (all cores, seconds) from /proc/stat: busy and total. */
 function hostCpu(): { busy: number; total: number } {
@@ -170,7 +180,7 @@ const table = rows.map((r) => {
 });
 const result = {
   command: `node dist/bench-cluster.js --input ${size} --devices ${values.devices} --cpus ${cpus} --rate ${values.rate} --steps ${values.steps} --groupings ${values.groupings}${values['skip-one-core'] ? ' --skip-one-core' : ''}${values.profile ? ` --profile ${values.profile}` : ''} --out ${values.out}`,
-  emulatedDevice: { cpus, memory: '1G', link: values.rate, profile: profileFile, measuredProfile: measuredFile, calibration },
+  emulatedDevice: { cpus, memory: '1G', link: values.rate, profile: profileFile, measuredProfile: measuredFile, calibration, cpuMsPerMiB },
   oneCore,
   rows: table,
 };

@@ -9,14 +9,18 @@
 //   one reduction after another, overlapping the windows still to run;
 // - the reductions and the strips share each device's link: a strip sent while a ring runs waits
 //   for the ring's current round (the transport queues messages in order), and the ring is
-//   delayed by the strips' link time.
+//   delayed by the strips' link time;
+// - moving bytes costs the device CPU (profile.link.cpuMsPerMiB) that its compute would otherwise
+//   use: a strip's is paid by its receiver before the data can be used and by its sender before
+//   its next compute; a ring's is paid by each device's next backward window (it runs alongside),
+//   and what no window is left to absorb extends the ring.
 // Not modelled: the tail and its gather/scatter, data loading, the optimizer update, and per-tile
 // (rather than per-device) arrival of halos.
 import { estimateDeviceMemory } from '../memory/estimate.js';
 import { type TilePlan, exchangeRegions, tilesOfDevice, weightBucketLength } from '../tiles/plan.js';
 import { type CostContext, backwardTaskFlops, backwardTaskSeconds, forwardTaskFlops, forwardTaskSeconds, scheduleTasks } from './compute-cost.js';
 import type { DeviceProfile } from './profile.js';
-import { type DeviceTraffic, exchangeWaitSeconds, linkSeconds, ringAllReduceCost, stripTraffic } from './traffic.js';
+import { type DeviceTraffic, exchangeWaitSeconds, handlingSeconds, linkSeconds, ringAllReduceCost, stripTraffic } from './traffic.js';
 
 export interface DevicePrediction {
   readonly rank: number;
@@ -100,10 +104,14 @@ interface LinkState {
 /** When a strip handed to the transport at `ready` starts moving. */
 const leaves = (link: LinkState, ready: number): number => (link.ringEnd > ready ? Math.min(link.ringEnd, ready + link.ringRound) : ready);
 
-/** When every strip of an exchange point has reached device d, given when each device sends. */
+/**
+ * When device d can use every strip of an exchange point, given when each device is ready to send:
+ * senders pay their CPU for the bytes out, the link carries them, device d pays its CPU for the bytes in.
+ */
 function arrival(link: LinkState, ready: readonly number[], traffic: DeviceTraffic, profile: DeviceProfile, d: number): number {
-  const start = Math.max(ready[d]!, ...[...traffic.senders[d]!].map((s) => leaves(link, ready[s]!)));
-  return start + exchangeWaitSeconds(traffic, profile.link, d);
+  const out = (s: number) => handlingSeconds(profile.link, traffic.sentBytes[s]!);
+  const start = Math.max(ready[d]! + out(d), ...[...traffic.senders[d]!].map((s) => leaves(link, ready[s]! + out(s))));
+  return start + exchangeWaitSeconds(traffic, profile.link, d) + handlingSeconds(profile.link, traffic.receivedBytes[d]!);
 }
 
 /** Strips of an exchange point that travel while a ring runs push the ring's end by their link time. */
@@ -134,6 +142,8 @@ export function predictStep(plan: TilePlan, profile: DeviceProfile): StepPredict
   const flops = new Array<number>(n).fill(0);
   let done = new Array<number>(n).fill(0);
   const link: LinkState = { ringEnd: 0, ringRound: 0 };
+  // CPU seconds of ring traffic each device still has to pay (absorbed by its next backward window).
+  const ringCpu = new Array<number>(n).fill(0);
 
   plan.forwardGroups.forEach((_, g) => {
     const halo = g > 0 ? find('halo', g) : null;
@@ -160,7 +170,10 @@ export function predictStep(plan: TilePlan, profile: DeviceProfile): StepPredict
       const schedule = scheduleTasks(regions.map((r) => backwardTaskSeconds(ctx, r, w.group.first, recompute)), profile);
       backwardBusy[d]! += schedule.makespan;
       flops[d]! += regions.reduce((sum, r) => sum + backwardTaskFlops(ctx, r, w.group.first, recompute), 0);
-      return { end: ready + schedule.makespan, partialsOut: ready + schedule.partialsOut };
+      // The rings in flight take their CPU from this window.
+      const slower = ringCpu[d]!;
+      ringCpu[d] = 0;
+      return { end: ready + schedule.makespan + slower, partialsOut: ready + schedule.partialsOut + slower };
     });
     if (input) delayRing(link, started, input, profile);
     const partialsOut = computed.map((c) => c.partialsOut);
@@ -173,12 +186,14 @@ export function predictStep(plan: TilePlan, profile: DeviceProfile): StepPredict
     if (ring.seconds > 0) {
       link.ringEnd = Math.max(link.ringEnd, ...done) + ring.seconds;
       link.ringRound = ring.seconds / ring.rounds;
+      for (const d of ranks) ringCpu[d]! += handlingSeconds(profile.link, 2 * ring.bytesPerDevice);
     }
     reduceBytesPerDevice += ring.bytesPerDevice;
   }
 
   const backwardEnd = Math.max(...done);
-  const stepSeconds = Math.max(backwardEnd, link.ringEnd);
+  // Ring CPU no window absorbed: the last rings are as slow as the slower of link and CPU.
+  const stepSeconds = Math.max(backwardEnd, link.ringEnd, ...ranks.map((d) => done[d]! + ringCpu[d]!));
   const busiest = ranks.reduce((a, d) => (forwardBusy[d]! + backwardBusy[d]! > forwardBusy[a]! + backwardBusy[a]! ? d : a), 0);
   const computeSeconds = forwardBusy[busiest]! + backwardBusy[busiest]!;
   const reduceSeconds = stepSeconds - backwardEnd;

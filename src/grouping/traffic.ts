@@ -69,6 +69,9 @@ export function linkSeconds(link: LinkProfile, bytes: number, messages: number):
   return bytes / (link.mibPerSecond * 1024 * 1024) + (messages * link.latencyMs) / 1000;
 }
 
+/** Device CPU seconds to send or receive `bytes` (on the compute threads' CPU). */
+export const handlingSeconds = (link: LinkProfile, bytes: number): number => (bytes / (1024 * 1024)) * (link.cpuMsPerMiB / 1000);
+
 /**
  * How long device d waits for an exchange point once every sender is ready: its own incoming link,
  * or the busiest sender's outgoing link, whichever is slower (each link is full duplex).
