@@ -13,7 +13,9 @@
 // - moving bytes costs the device CPU (profile.link.cpuMsPerMiB) that its compute would otherwise
 //   use: a strip's is paid by its receiver before the data can be used and by its sender before
 //   its next compute; a ring's is paid by each device's next backward window (it runs alongside),
-//   and what no window is left to absorb extends the ring.
+//   and what no window is left to absorb extends the ring;
+// - strips between tiles of one device are copies, an elementwise pass over their floats on the
+//   receiving device.
 // Not modelled: the tail and its gather/scatter, data loading, the optimizer update, and per-tile
 // (rather than per-device) arrival of halos.
 import { estimateDeviceMemory } from '../memory/estimate.js';
@@ -111,7 +113,8 @@ const leaves = (link: LinkState, ready: number): number => (link.ringEnd > ready
 function arrival(link: LinkState, ready: readonly number[], traffic: DeviceTraffic, profile: DeviceProfile, d: number): number {
   const out = (s: number) => handlingSeconds(profile.link, traffic.sentBytes[s]!);
   const start = Math.max(ready[d]! + out(d), ...[...traffic.senders[d]!].map((s) => leaves(link, ready[s]! + out(s))));
-  return start + exchangeWaitSeconds(traffic, profile.link, d) + handlingSeconds(profile.link, traffic.receivedBytes[d]!);
+  return start + exchangeWaitSeconds(traffic, profile.link, d) + handlingSeconds(profile.link, traffic.receivedBytes[d]!)
+    + traffic.localFloats[d]! / (profile.compute.elementwiseGflops * 1e9);
 }
 
 /** Strips of an exchange point that travel while a ring runs push the ring's end by their link time. */
@@ -178,7 +181,7 @@ export function predictStep(plan: TilePlan, profile: DeviceProfile): StepPredict
     if (input) delayRing(link, started, input, profile);
     const partialsOut = computed.map((c) => c.partialsOut);
     done = ranks.map((d) => {
-      if (!grad || grad.senders[d]!.size === 0) return computed[d]!.end;
+      if (!grad) return computed[d]!.end;
       return Math.max(computed[d]!.end, arrival(link, partialsOut, grad, profile, d));
     });
     if (grad) delayRing(link, partialsOut, grad, profile);

@@ -1,5 +1,5 @@
 // What crosses the network, per device, and how long it takes on a profile's links. Strips between
-// tiles of the same device are local copies and cost no link time.
+// tiles of the same device are local copies: no link time, only the copy (counted in localFloats).
 import type { Region } from '../tiles/region.js';
 import type { LinkProfile } from './profile.js';
 
@@ -12,6 +12,8 @@ export interface DeviceTraffic {
   readonly receivedMessages: number[];
   /** senders[d]: the devices that send to device d. */
   readonly senders: Set<number>[];
+  /** Floats device d copies between its own tiles (strips that do not leave it). */
+  readonly localFloats: number[];
 }
 
 /** Messages a strip of `floats` floats over `rows` rows becomes: bands of whole rows (src/peers/row-bands.ts). */
@@ -38,7 +40,7 @@ export function stripTraffic(
   const zeros = () => new Array<number>(devices).fill(0);
   const traffic: DeviceTraffic = {
     sentBytes: zeros(), receivedBytes: zeros(), sentMessages: zeros(), receivedMessages: zeros(),
-    senders: Array.from({ length: devices }, () => new Set<number>()),
+    senders: Array.from({ length: devices }, () => new Set<number>()), localFloats: zeros(),
   };
   const sources = Array.from({ length: tiles }, (_, t) => source(t));
   const targets = Array.from({ length: tiles }, (_, t) => wanted(t));
@@ -47,12 +49,16 @@ export function stripTraffic(
     const s = sources[from]!;
     for (let to = 0; to < tiles; to++) {
       const b = tileDevice[to]!;
-      if (a === b) continue;
+      if (from === to) continue;
       const w = targets[to]!;
       const rows = Math.min(s.rows.end, w.rows.end) - Math.max(s.rows.start, w.rows.start);
       const cols = Math.min(s.cols.end, w.cols.end) - Math.max(s.cols.start, w.cols.start);
       if (rows <= 0 || cols <= 0) continue;
       const floats = rows * cols * floatsPerPixel;
+      if (a === b) {
+        traffic.localFloats[a]! += floats;
+        continue;
+      }
       const messages = stripMessages(rows, floats, link.maxMessageFloats);
       traffic.sentBytes[a]! += floats * FLOAT;
       traffic.receivedBytes[b]! += floats * FLOAT;

@@ -116,6 +116,15 @@ t.test('a strip sent while a ring runs waits for one round of it and delays the 
   t.ok(Math.abs(p.stepSeconds - (done2 + (4864 + 64 + 152 + 80) / MIB)) < 1e-12, `step ${p.stepSeconds}`);
 });
 
+t.test('strips between tiles of one device are copies on it, not link traffic', async (t) => {
+  const plan = planFor(TWO_CONVS, '1x2', 1, 'each');
+  // Each tile copies one column of 8 rows x 2 channels from the other: 2 x 16 floats per point.
+  for (const e of planExchanges(plan, UNIT)) {
+    t.same(e.traffic.localFloats, [32], `${e.phase} ${e.group}`);
+    t.same(e.traffic.sentBytes, [0]);
+  }
+});
+
 t.test('link and ring arithmetic', async (t) => {
   t.same(ringAllReduceCost(90, 3, { mibPerSecond: 1, latencyMs: 1, maxMessageFloats: 10, cpuMsPerMiB: 0 }), {
     bytesPerDevice: 480, messagesPerDevice: 12, rounds: 4, seconds: 480 / MIB + 0.012,
@@ -143,14 +152,19 @@ t.test('list scheduling on workers', async (t) => {
 
 const front160 = withInputSize(presetCfg('yolov2-front').network, 160, 160);
 
-t.test('one device has no traffic, only compute', async (t) => {
+t.test('one device has no traffic, only compute and copies between its tiles', async (t) => {
   const profile = builtinProfile('pi3');
   for (const grouping of ['each', 'all', '0,8,10,12,14']) {
     const p = predictStep(planFor(front160, '2x2', 1, grouping), profile);
     t.ok(p.devices.every((d) => d.sentBytes === 0 && d.receivedBytes === 0 && d.messages === 0), grouping);
     t.equal(p.reduceBytesPerDevice, 0);
     t.equal(p.reduceSeconds, 0);
-    t.ok(Math.abs(p.stepSeconds - p.computeSeconds) < 1e-9, `${grouping}: step ${p.stepSeconds} = compute ${p.computeSeconds}`);
+    // Strips between its own tiles are copies: one elementwise pass over their floats.
+    const copies = p.exchanges.reduce((sum, e) => sum + e.traffic.localFloats[0]!, 0) / (profile.compute.elementwiseGflops * 1e9);
+    t.equal(copies > 0, grouping !== 'all', `${grouping}: copies ${copies}`);
+    // Halo copies wait for nothing else; gradient copies may hide behind the filter gradient.
+    const halo = p.exchanges.filter((e) => e.phase === 'halo').reduce((sum, e) => sum + e.traffic.localFloats[0]!, 0) / (profile.compute.elementwiseGflops * 1e9);
+    t.ok(p.stepSeconds >= p.computeSeconds + halo - 1e-9 && p.stepSeconds <= p.computeSeconds + copies + 1e-9, `${grouping}: step ${p.stepSeconds}, compute ${p.computeSeconds}, copies ${copies} (halo ${halo})`);
   }
 });
 
