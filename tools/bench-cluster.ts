@@ -156,11 +156,12 @@ for (const devices of counts) {
   for (const c of candidates) rows.push(measure(devices, c));
   // The baseline the tile plans must beat: every device trains one whole image of a batch of N.
   if (devices > 1 && chosen.includes('data')) {
-    const one = rows.find((r) => r.devices === 1)!;
+    const one = rows.find((r) => r.devices === 1) ?? { forward: 'all', backward: 'all' };
     rows.push(measure(devices, { name: 'data-parallel', grid: '1x1', forward: one.forward, backward: one.backward, predicted: Number.NaN }, cpus, true));
   }
 }
-const single = rows.find((r) => r.devices === 1)!;
+// Without a 1-device row (e.g. a repeat of some device counts) the ratios to it are NaN.
+const single = rows.find((r) => r.devices === 1) ?? { grid: '1x1', forward: 'all', backward: 'all', measuredSeconds: Number.NaN, peakRssMiB: Number.NaN };
 let oneCore: Row | null = null;
 if (!values['skip-one-core']) {
   // One core of a Pi-class device: a quarter of its quota (a Pi 3 has 4 cores).
