@@ -86,7 +86,7 @@ const calibrationReports = ['all', 'each'].map((grouping) =>
 // The fastest steady step and the least CPU per step: other load on this machine only ever adds to
 // them (identical runs here differed by up to 40% in CPU per step, which made the mean unstable).
 const fastestStep = (reports: DeviceReport[]) => Math.max(...reports.map((r) => Math.min(...steadySteps(r).map((s) => s.seconds))));
-const calibration = calibrateElementwise(edge, scaled, input, calibrationReports.map((reports, i) => ({ grouping: ['all', 'each'][i]!, measuredSeconds: fastestStep(reports) })), values.out!);
+const calibration = calibrateElementwise(edge, scaled, input, calibrationReports.map((reports, i) => ({ grouping: ['all', 'each'][i]!, measuredSeconds: fastestStep(reports) })));
 const pair = runClusterWithReports(2, [...common, '--parallel', 'data', '--batch', '2', '--grid', '1x1', '--forward-groups', 'all', '--backward-groups', 'all'], emulator());
 const cpuPerStep = (reports: DeviceReport[]) => mean(reports.map((r) => Math.min(...steadySteps(r).map((s) => s.cpuSeconds ?? Number.NaN))));
 const movedMiB = mean(pair.map((r) => (r.transport.bytesSent + r.transport.bytesReceived) / r.steps.length)) / 2 ** 20;

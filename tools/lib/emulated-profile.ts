@@ -8,7 +8,8 @@
 //    maxpool kernels do not explain (batch norm and activation loops, copies, per-step work on the
 //    weights) is charged per element so that the model reproduces those steps.
 import { spawnSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 type Json = Record<string, unknown>;
@@ -44,7 +45,8 @@ export function predictOne(edge: string, profileFile: string, input: string, gro
  * (its prediction at 1 G elements/s less that with free elementwise passes) over the time the
  * kernels leave unexplained. The sum over `all` and `each`, as `edge profile` does.
  */
-export function calibrateElementwise(edge: string, profile: Json, input: string, runs: readonly CalibrationRun[], scratch: string): Calibration {
+export function calibrateElementwise(edge: string, profile: Json, input: string, runs: readonly CalibrationRun[]): Calibration {
+  const scratch = mkdtempSync(join(tmpdir(), 'edgefuse-calibration-'));
   const withRate = (gflops: number): string => {
     const file = join(scratch, `calibration-${gflops}.json`);
     writeFileSync(file, JSON.stringify({ ...profile, compute: { ...(profile.compute as Json), elementwiseGflops: gflops } }));
