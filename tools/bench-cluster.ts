@@ -210,6 +210,7 @@ const markdown = [
   }),
 ].join('\n');
 writeFileSync(join(values.out!, 'table.md'), `${markdown}\n`);
-writeFileSync(join(values.out!, 'chart.svg'), speedupChart(table.map((r) => ({ series: r.name.startsWith('planner') || r.devices === 1 ? 'planner' : r.name, devices: r.devices, speedup: r.speedupOverOneDevice, memoryMiB: r.peakRssMiB }))));
+// The chart plots speedups against one device: none without a 1-device row.
+if (!Number.isNaN(single.measuredSeconds)) writeFileSync(join(values.out!, 'chart.svg'), speedupChart(table.map((r) => ({ series: r.name.startsWith('planner') || r.devices === 1 ? 'planner' : r.name, devices: r.devices, speedup: r.speedupOverOneDevice, memoryMiB: r.peakRssMiB }))));
 console.log(markdown);
-console.log(`\nWritten to ${values.out}/result.json, table.md, chart.svg`);
+console.log(`\nWritten to ${values.out}/result.json, table.md${Number.isNaN(single.measuredSeconds) ? '' : ', chart.svg'}`);
