@@ -53,11 +53,12 @@ Model and plan
                            run first in the tail                   [every leading conv/maxpool]
   --weights FILE           initial Darknet .weights of the whole model   [seeded init: initialParams]
   --grid RxC|auto          tile grid over the front's output          [near-square, >= devices]
-  --forward-groups S|auto  each | all | start layers such as 0,8,10,12,14                [each]
-  --backward-groups S|auto same syntax                                [the forward grouping]
-  --profile P              device profile for auto: this-machine | pi3 | FILE   [this-machine]
+  --forward-groups S|auto  each | all | start layers such as 0,8,10,12,14
                            (auto: the planner chooses by predicted step time under
                            --memory-limit; every device must pass the same flags and profile)
+                                                              [auto; each with --parallel data]
+  --backward-groups S|auto same syntax                                [the forward grouping]
+  --profile P              device profile for auto: this-machine | pi3 | FILE   [this-machine]
   --memory-limit SIZE      refuse plans whose predicted per-device peak exceeds this        [1G]
   --backend B              tensorflow | wasm | cpu                          [best available]
   --workers N              compute worker threads (0: compute on the main thread)           [1]
@@ -134,8 +135,10 @@ export async function trainCommand(argv: string[]): Promise<number> {
     return 0;
   }
   if (!values.peers) throw new UsageError(`--peers is required\n\n${TRAIN_HELP}`);
-  // The planner loads only when asked for (the training path stays lean).
-  const autoPlan = [values.grid, values['forward-groups'], values['backward-groups']].some((v) => v?.trim().toLowerCase() === 'auto')
+  // The planner chooses the groupings unless they are given (data-parallel has none to choose); it
+  // loads only when used.
+  const forwardText = values['forward-groups'] ?? (values.parallel === 'data' ? 'each' : 'auto');
+  const autoPlan = [values.grid, forwardText, values['backward-groups']].some((v) => v?.trim().toLowerCase() === 'auto')
     ? await import('./train-auto-plan.js')
     : null;
   if (values.profile !== undefined && !autoPlan) throw new UsageError('--profile is used only with --grid, --forward-groups or --backward-groups auto');
@@ -176,7 +179,6 @@ export async function trainCommand(argv: string[]): Promise<number> {
         decay: number('--decay', values.decay, net.hyper.decay),
       },
     };
-    const forwardText = values['forward-groups'] ?? 'each';
     const parallel = values.parallel ?? 'tiles';
     if (parallel !== 'tiles' && parallel !== 'data') throw new UsageError(`--parallel must be tiles or data, got "${parallel}"`);
     if (parallel === 'data') {
@@ -330,6 +332,8 @@ export async function trainCommand(argv: string[]): Promise<number> {
     const evaluate = isHead && rank === HEAD_RANK && values.valid ? await openEvaluation(values.valid, {
       net, tail, params: runtime.params, tailParams, names: values.names, onBadSample: setup.badSamples, log,
     }) : null;
+    // CPU time of the whole process (every thread) per step: under a CPU quota, what the step consumed of it.
+    let cpuMark = process.cpuUsage();
     await train({
       ...(evaluate ? { evaluate: { every: values['eval-every'] ? parsePositiveInt('--eval-every', values['eval-every'], 0) : 0, run: evaluate } } : {}),
       onEvaluation: (step, results) => {
@@ -344,7 +348,9 @@ export async function trainCommand(argv: string[]): Promise<number> {
       onStep: (r) => {
         const { compute, computeIdle, exchangeWait, send, reduce } = r.phases;
         Object.assign(status, { step: r.step, loss: r.loss, learningRate: r.learningRate, lastStepSeconds: r.seconds, phases: { compute, computeIdle, exchangeWait, send, reduce } });
-        steps.push({ step: r.step, loss: r.loss, seconds: r.seconds, phases: r.phases });
+        const cpu = process.cpuUsage(cpuMark);
+        cpuMark = process.cpuUsage();
+        steps.push({ step: r.step, loss: r.loss, seconds: r.seconds, cpuSeconds: (cpu.user + cpu.system) / 1e6, phases: r.phases });
         log(`step ${r.step}/${setup.steps} loss ${r.loss.toFixed(5)} lr ${r.learningRate.toExponential(2)} ${r.seconds.toFixed(2)} s ` +
           `(compute ${compute.toFixed(2)}, idle ${computeIdle.toFixed(2)}, wait ${exchangeWait.toFixed(2)}, send ${send.toFixed(2)}, reduce ${reduce.toFixed(2)}${isHead ? `, tail ${r.tailSeconds.toFixed(2)}` : ''})  rss ${formatBytes(process.memoryUsage().rss)}, compute heap ${formatBytes(runtime.engine.backendHeapBytes())}, arena ${formatBytes(runtime.arenas.reservedBytes)}`);
       },

@@ -47,6 +47,10 @@ const THIS_MACHINE = {
     latencyMs: 0.2,
     // src/peers/peer-node.ts: strips and reduce chunks are cut to 64 Ki floats.
     maxMessageFloats: 65536,
+    // Emulated devices at 0.4 cores (README "Emulated cluster benchmark"): a device of a 2-device
+    // tile plan used 0.41 CPU-seconds per step more than half of one device's step, for 27 MiB
+    // sent and received (the veth, bridge and tbf path of the kernel is charged to the sender).
+    cpuMsPerMiB: 15,
   },
   // RSS of `node dist/edge.js` when it prints its memory prediction, measured here (63.6 MiB).
   memory: { runtimeMiB: 64 },
@@ -94,6 +98,9 @@ const PI3 = {
     // A LAN round trip is 0.3-0.5 ms between Pis; plus encoding and handling a message in JS on an A53.
     latencyMs: 0.5,
     maxMessageFloats: 65536,
+    // Guess: the Ethernet sits behind USB 2.0 (an interrupt per frame) and JS on an A53 runs ~10x
+    // slower than here, of which the kernel part less: 40 against this machine's 15.
+    cpuMsPerMiB: 40,
   },
   // Node 20 on 64-bit Raspberry Pi OS: assumed close to the 64 MiB measured here.
   memory: { runtimeMiB: 60 },

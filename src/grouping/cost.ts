@@ -6,15 +6,23 @@
 //   each device reaches the window); a window's partial gradients leave before its first layer's
 //   filter gradient, and the window ends once every gradient strip for this device has landed;
 // - each window's weight gradients are all-reduced on a ring once every device finished the window,
-//   one reduction after another, overlapping the windows still to run.
-// Not modelled: the link time the reductions take from concurrent strips (and vice versa), the tail
-// and its gather/scatter, data loading, the optimizer update, and per-tile (rather than per-device)
-// arrival of halos.
+//   one reduction after another, overlapping the windows still to run;
+// - the reductions and the strips share each device's link: a strip sent while a ring runs waits
+//   for the ring's current round (the transport queues messages in order), and the ring is
+//   delayed by the strips' link time;
+// - moving bytes costs the device CPU (profile.link.cpuMsPerMiB) that its compute would otherwise
+//   use: a strip's is paid by its receiver before the data can be used and by its sender before
+//   its next compute; a ring's is paid by each device's next backward window (it runs alongside),
+//   and what no window is left to absorb extends the ring;
+// - strips between tiles of one device are copies, an elementwise pass over their floats on the
+//   receiving device.
+// Not modelled: the tail and its gather/scatter, data loading, the optimizer update, and per-tile
+// (rather than per-device) arrival of halos.
 import { estimateDeviceMemory } from '../memory/estimate.js';
 import { type TilePlan, exchangeRegions, tilesOfDevice, weightBucketLength } from '../tiles/plan.js';
 import { type CostContext, backwardTaskFlops, backwardTaskSeconds, forwardTaskFlops, forwardTaskSeconds, scheduleTasks } from './compute-cost.js';
 import type { DeviceProfile } from './profile.js';
-import { type DeviceTraffic, exchangeWaitSeconds, ringAllReduceCost, stripTraffic } from './traffic.js';
+import { type DeviceTraffic, exchangeWaitSeconds, handlingSeconds, linkSeconds, ringAllReduceCost, stripTraffic } from './traffic.js';
 
 export interface DevicePrediction {
   readonly rank: number;
@@ -86,8 +94,37 @@ export function planExchanges(plan: TilePlan, profile: DeviceProfile): ExchangeP
   return points;
 }
 
-const waitFor = (ready: readonly number[], traffic: DeviceTraffic, d: number): number =>
-  Math.max(ready[d]!, ...[...traffic.senders[d]!].map((s) => ready[s]!));
+/**
+ * The ring reductions on the links: when the one in flight ends, and how long one of its rounds
+ * takes (the longest a strip queued behind it waits).
+ */
+interface LinkState {
+  ringEnd: number;
+  ringRound: number;
+}
+
+/** When a strip handed to the transport at `ready` starts moving. */
+const leaves = (link: LinkState, ready: number): number => (link.ringEnd > ready ? Math.min(link.ringEnd, ready + link.ringRound) : ready);
+
+/**
+ * When device d can use every strip of an exchange point, given when each device is ready to send:
+ * senders pay their CPU for the bytes out, the link carries them, device d pays its CPU for the bytes in.
+ */
+function arrival(link: LinkState, ready: readonly number[], traffic: DeviceTraffic, profile: DeviceProfile, d: number): number {
+  const out = (s: number) => handlingSeconds(profile.link, traffic.sentBytes[s]!);
+  const start = Math.max(ready[d]! + out(d), ...[...traffic.senders[d]!].map((s) => leaves(link, ready[s]! + out(s))));
+  return start + exchangeWaitSeconds(traffic, profile.link, d) + handlingSeconds(profile.link, traffic.receivedBytes[d]!)
+    + traffic.localFloats[d]! / (profile.compute.elementwiseGflops * 1e9);
+}
+
+/** Strips of an exchange point that travel while a ring runs push the ring's end by their link time. */
+function delayRing(link: LinkState, ready: readonly number[], traffic: DeviceTraffic, profile: DeviceProfile): void {
+  let delay = 0;
+  traffic.sentBytes.forEach((bytes, s) => {
+    if (bytes > 0 && ready[s]! < link.ringEnd) delay = Math.max(delay, linkSeconds(profile.link, bytes, traffic.sentMessages[s]!));
+  });
+  link.ringEnd += delay;
+}
 
 /** Floats of the weight gradients of layers first..last. */
 function bucketFloats(plan: TilePlan, first: number, last: number): number {
@@ -107,11 +144,14 @@ export function predictStep(plan: TilePlan, profile: DeviceProfile): StepPredict
   const backwardBusy = new Array<number>(n).fill(0);
   const flops = new Array<number>(n).fill(0);
   let done = new Array<number>(n).fill(0);
+  const link: LinkState = { ringEnd: 0, ringRound: 0 };
+  // CPU seconds of ring traffic each device still has to pay (absorbed by its next backward window).
+  const ringCpu = new Array<number>(n).fill(0);
 
   plan.forwardGroups.forEach((_, g) => {
     const halo = g > 0 ? find('halo', g) : null;
     done = ranks.map((d) => {
-      const ready = halo ? waitFor(done, halo, d) + exchangeWaitSeconds(halo, profile.link, d) : done[d]!;
+      const ready = halo ? arrival(link, done, halo, profile, d) : done[d]!;
       const regions = tiles[d]!.map((t) => plan.forward[g]![t]!);
       const busy = scheduleTasks(regions.map((r) => ({ total: forwardTaskSeconds(ctx, r), afterPartial: 0 })), profile).makespan;
       forwardBusy[d]! += busy;
@@ -120,7 +160,6 @@ export function predictStep(plan: TilePlan, profile: DeviceProfile): StepPredict
     });
   });
 
-  let reduceFree = 0;
   let reduceBytesPerDevice = 0;
   for (let h = plan.backward.length - 1; h >= 0; h--) {
     const w = plan.backward[h]!;
@@ -129,26 +168,35 @@ export function predictStep(plan: TilePlan, profile: DeviceProfile): StepPredict
     const grad = w.group.first > 0 ? find('grad', h) : null;
     const started = done;
     const computed = ranks.map((d) => {
-      const ready = input ? waitFor(started, input, d) + exchangeWaitSeconds(input, profile.link, d) : started[d]!;
+      const ready = input ? arrival(link, started, input, profile, d) : started[d]!;
       const regions = tiles[d]!.map((t) => w.regions[t]!);
       const schedule = scheduleTasks(regions.map((r) => backwardTaskSeconds(ctx, r, w.group.first, recompute)), profile);
       backwardBusy[d]! += schedule.makespan;
       flops[d]! += regions.reduce((sum, r) => sum + backwardTaskFlops(ctx, r, w.group.first, recompute), 0);
-      return { end: ready + schedule.makespan, partialsOut: ready + schedule.partialsOut };
+      // The rings in flight take their CPU from this window.
+      const slower = ringCpu[d]!;
+      ringCpu[d] = 0;
+      return { end: ready + schedule.makespan + slower, partialsOut: ready + schedule.partialsOut + slower };
     });
+    if (input) delayRing(link, started, input, profile);
     const partialsOut = computed.map((c) => c.partialsOut);
     done = ranks.map((d) => {
-      if (!grad || grad.senders[d]!.size === 0) return computed[d]!.end;
-      const arrived = Math.max(...[...grad.senders[d]!].map((s) => partialsOut[s]!)) + exchangeWaitSeconds(grad, profile.link, d);
-      return Math.max(computed[d]!.end, arrived);
+      if (!grad) return computed[d]!.end;
+      return Math.max(computed[d]!.end, arrival(link, partialsOut, grad, profile, d));
     });
+    if (grad) delayRing(link, partialsOut, grad, profile);
     const ring = ringAllReduceCost(bucketFloats(plan, w.group.first, w.group.last), n, profile.link);
-    if (ring.seconds > 0) reduceFree = Math.max(reduceFree, ...done) + ring.seconds;
+    if (ring.seconds > 0) {
+      link.ringEnd = Math.max(link.ringEnd, ...done) + ring.seconds;
+      link.ringRound = ring.seconds / ring.rounds;
+      for (const d of ranks) ringCpu[d]! += handlingSeconds(profile.link, 2 * ring.bytesPerDevice);
+    }
     reduceBytesPerDevice += ring.bytesPerDevice;
   }
 
   const backwardEnd = Math.max(...done);
-  const stepSeconds = Math.max(backwardEnd, reduceFree);
+  // Ring CPU no window absorbed: the last rings are as slow as the slower of link and CPU.
+  const stepSeconds = Math.max(backwardEnd, link.ringEnd, ...ranks.map((d) => done[d]! + ringCpu[d]!));
   const busiest = ranks.reduce((a, d) => (forwardBusy[d]! + backwardBusy[d]! > forwardBusy[a]! + backwardBusy[a]! ? d : a), 0);
   const computeSeconds = forwardBusy[busiest]! + backwardBusy[busiest]!;
   const reduceSeconds = stepSeconds - backwardEnd;

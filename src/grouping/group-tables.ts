@@ -15,7 +15,7 @@ import { buildTilePlan, planCore, tilesOfDevice, weightBucketLength } from '../t
 import { regionArea } from '../tiles/region.js';
 import { type CostContext, type TaskSeconds, layerBackwardSeconds, layerForwardSeconds, scheduleTasks } from './compute-cost.js';
 import type { DeviceProfile } from './profile.js';
-import { type DeviceTraffic, exchangeWaitSeconds, ringAllReduceCost, stripTraffic } from './traffic.js';
+import { type DeviceTraffic, exchangeWaitSeconds, handlingSeconds, ringAllReduceCost, stripTraffic } from './traffic.js';
 
 export interface GroupTables {
   readonly grid: Grid;
@@ -67,7 +67,16 @@ export function buildGroupTables(net: Network, grid: Grid, devices: number, batc
   const seconds = walks.map((w) => w.map((walk) => walkSeconds(ctx, walk)));
   const taskOverhead = profile.compute.taskOverheadMs / 1000;
   const floatsPerPixel = (map: number) => batch * maps[map]!.channels;
-  const wait = (traffic: DeviceTraffic, d: number) => exchangeWaitSeconds(traffic, profile.link, d);
+  // Link time plus, as the full model charges them, the CPU for the bytes this device sends and
+  // receives and its copies between its own tiles.
+  const wait = (traffic: DeviceTraffic, d: number) => exchangeWaitSeconds(traffic, profile.link, d)
+    + handlingSeconds(profile.link, traffic.sentBytes[d]! + traffic.receivedBytes[d]!)
+    + traffic.localFloats[d]! / (profile.compute.elementwiseGflops * 1e9);
+  const weightsOf = (a: number, b: number) => {
+    let floats = 0;
+    for (let l = a; l <= b; l++) floats += weightBucketLength(base, l) ?? 0;
+    return floats;
+  };
 
   // Strips into the extended input at map a of groups ending at b (halo and recompute input alike),
   // and partial gradients from it back into the cores.
@@ -127,7 +136,9 @@ export function buildGroupTables(net: Network, grid: Grid, devices: number, batc
           slowest = Math.max(slowest, (recompute ? haloWait[r * L + b]![d]! : 0) + schedule.makespan);
           gradient = Math.max(gradient, grad[d]! - (schedule.makespan - schedule.partialsOut));
         }
-        return slowest + Math.max(0, gradient) + (a === 0 ? exposedReduce : 0);
+        // The window's own reduction takes CPU from the device (the full model charges it to the next window).
+        const ringCpu = handlingSeconds(profile.link, 2 * ringAllReduceCost(weightsOf(a, b), devices, profile.link).bytesPerDevice);
+        return slowest + Math.max(0, gradient) + ringCpu + (a === 0 ? exposedReduce : 0);
       };
       reused[a * L + b] = window(a, false);
       for (let r = 0; r <= a; r++) recomputed[(a * L + b) * L + r] = window(r, true);

@@ -39,6 +39,11 @@ export interface LinkProfile {
   readonly latencyMs: number;
   /** Largest float payload of one message (strips and reduce chunks are cut to it). */
   readonly maxMessageFloats: number;
+  /**
+   * Device CPU per MiB sent or received (encoding, copies, summing reduce chunks, the kernel's
+   * network stack), taken from the same CPU the compute threads use. Optional in JSON: 0.
+   */
+  readonly cpuMsPerMiB: number;
 }
 
 export interface MemoryProfile {
@@ -185,6 +190,8 @@ export function parseProfile(value: unknown, source: string): DeviceProfile {
     mibPerSecond: l.number('mibPerSecond', 'positive'),
     latencyMs: l.number('latencyMs', 'nonNegative'),
     maxMessageFloats: l.number('maxMessageFloats', 'positiveInt'),
+    // Profiles written before it existed stay valid: they modelled communication as free on the CPU.
+    cpuMsPerMiB: l.raw('cpuMsPerMiB') === undefined ? 0 : l.number('cpuMsPerMiB', 'nonNegative'),
   };
   l.done();
 

@@ -1,5 +1,5 @@
 // What crosses the network, per device, and how long it takes on a profile's links. Strips between
-// tiles of the same device are local copies and cost no link time.
+// tiles of the same device are local copies: no link time, only the copy (counted in localFloats).
 import type { Region } from '../tiles/region.js';
 import type { LinkProfile } from './profile.js';
 
@@ -12,6 +12,8 @@ export interface DeviceTraffic {
   readonly receivedMessages: number[];
   /** senders[d]: the devices that send to device d. */
   readonly senders: Set<number>[];
+  /** Floats device d copies between its own tiles (strips that do not leave it). */
+  readonly localFloats: number[];
 }
 
 /** Messages a strip of `floats` floats over `rows` rows becomes: bands of whole rows (src/peers/row-bands.ts). */
@@ -38,7 +40,7 @@ export function stripTraffic(
   const zeros = () => new Array<number>(devices).fill(0);
   const traffic: DeviceTraffic = {
     sentBytes: zeros(), receivedBytes: zeros(), sentMessages: zeros(), receivedMessages: zeros(),
-    senders: Array.from({ length: devices }, () => new Set<number>()),
+    senders: Array.from({ length: devices }, () => new Set<number>()), localFloats: zeros(),
   };
   const sources = Array.from({ length: tiles }, (_, t) => source(t));
   const targets = Array.from({ length: tiles }, (_, t) => wanted(t));
@@ -47,12 +49,16 @@ export function stripTraffic(
     const s = sources[from]!;
     for (let to = 0; to < tiles; to++) {
       const b = tileDevice[to]!;
-      if (a === b) continue;
+      if (from === to) continue;
       const w = targets[to]!;
       const rows = Math.min(s.rows.end, w.rows.end) - Math.max(s.rows.start, w.rows.start);
       const cols = Math.min(s.cols.end, w.cols.end) - Math.max(s.cols.start, w.cols.start);
       if (rows <= 0 || cols <= 0) continue;
       const floats = rows * cols * floatsPerPixel;
+      if (a === b) {
+        traffic.localFloats[a]! += floats;
+        continue;
+      }
       const messages = stripMessages(rows, floats, link.maxMessageFloats);
       traffic.sentBytes[a]! += floats * FLOAT;
       traffic.receivedBytes[b]! += floats * FLOAT;
@@ -69,6 +75,9 @@ export function linkSeconds(link: LinkProfile, bytes: number, messages: number):
   return bytes / (link.mibPerSecond * 1024 * 1024) + (messages * link.latencyMs) / 1000;
 }
 
+/** Device CPU seconds to send or receive `bytes` (on the compute threads' CPU). */
+export const handlingSeconds = (link: LinkProfile, bytes: number): number => (bytes / (1024 * 1024)) * (link.cpuMsPerMiB / 1000);
+
 /**
  * How long device d waits for an exchange point once every sender is ready: its own incoming link,
  * or the busiest sender's outgoing link, whichever is slower (each link is full duplex).
@@ -84,6 +93,8 @@ export interface RingCost {
   /** Bytes each device sends (and receives). */
   readonly bytesPerDevice: number;
   readonly messagesPerDevice: number;
+  /** Rounds one after another: a ring of N devices runs 2(N-1). */
+  readonly rounds: number;
   readonly seconds: number;
 }
 
@@ -92,10 +103,10 @@ export interface RingCost {
  * 1/N segment cut into chunks; every device sends and receives at once.
  */
 export function ringAllReduceCost(floats: number, devices: number, link: LinkProfile): RingCost {
-  if (devices <= 1 || floats === 0) return { bytesPerDevice: 0, messagesPerDevice: 0, seconds: 0 };
+  if (devices <= 1 || floats === 0) return { bytesPerDevice: 0, messagesPerDevice: 0, rounds: 0, seconds: 0 };
   const rounds = 2 * (devices - 1);
   const segment = Math.ceil(floats / devices);
   const bytesPerDevice = (rounds * floats * FLOAT) / devices;
   const messagesPerDevice = rounds * Math.ceil(segment / link.maxMessageFloats);
-  return { bytesPerDevice, messagesPerDevice, seconds: linkSeconds(link, bytesPerDevice, messagesPerDevice) };
+  return { bytesPerDevice, messagesPerDevice, rounds, seconds: linkSeconds(link, bytesPerDevice, messagesPerDevice) };
 }

@@ -25,7 +25,7 @@ const UNIT: DeviceProfile = {
     maxpoolForwardGflops: 1, maxpoolBackwardGflops: 1, elementwiseGflops: 1e12,
     layerOverheadMs: 0, taskOverheadMs: 0, workers: 1, parallelEfficiency: 1,
   },
-  link: { mibPerSecond: 1, latencyMs: 0, maxMessageFloats: 1 << 20 },
+  link: { mibPerSecond: 1, latencyMs: 0, maxMessageFloats: 1 << 20, cpuMsPerMiB: 0 },
   memory: { runtimeMiB: 50 },
 };
 
@@ -82,9 +82,52 @@ t.test('a group per layer: halo and gradient strips, partial gradients leaving e
   t.ok(Math.abs(p.reduceSeconds - (308 / MIB - 1152e-9)) < 1e-12);
 });
 
+/** UNIT, but moving a MiB costs the device one CPU second. */
+const HANDLING: DeviceProfile = { ...UNIT, link: { ...UNIT.link, cpuMsPerMiB: 1000 } };
+
+t.test('moving bytes costs CPU: the last ring is as slow as the CPU that handles it', async (t) => {
+  const p = predictStep(planFor(TWO_CONVS, '1x2', 2, 'all'), HANDLING);
+  const computeSeconds = (4896 + 6912 + 1440) / 1e9;
+  // The ring moves 308 B out and 308 B in per device: 616 B of CPU against 308 B of link time.
+  t.ok(Math.abs(p.stepSeconds - (computeSeconds + 616 / MIB)) < 1e-12, `step ${p.stepSeconds}`);
+});
+
+t.test('strip CPU is paid by sender and receiver; a ring\'s CPU by the next window', async (t) => {
+  const p = predictStep(planFor(TWO_CONVS, '1x2', 2, 'each'), HANDLING);
+  // Halo and gradient strip: 64 B out, on the link, and in: 3 x 64 B each. Layer 1's ring (228 B
+  // each way) takes 456 B of CPU from window 0 (layer 0's filter gradient, 1152 FLOPs), and layer
+  // 0's ring (80 B each way) ends the step with its 160 B of CPU, longer than its link time.
+  const expected = (1152 + 3456 + 3456 + 1152) / 1e9 + (192 + 192 + 456 + 160) / MIB;
+  t.ok(Math.abs(p.stepSeconds - expected) < 1e-12, `step ${p.stepSeconds}, expected ${expected}`);
+});
+
+t.test('a strip sent while a ring runs waits for one round of it and delays the ring', async (t) => {
+  // Three convs 1 -> 2 -> 2 -> 64 channels on 8x8, grid 1x2, a group per layer. Per tile (8x4
+  // cores): forward 1152, 2304, 73728 FLOPs; every halo and gradient strip one column of 2
+  // channels, 64 B.
+  const net: Network = { ...TWO_CONVS, layers: [convLayer(2, 3), convLayer(2, 3), convLayer(64, 3)] };
+  const p = predictStep(planFor(net, '1x2', 2, 'each'), UNIT);
+  // Forward with two halos, then window 2 (2 x 73728; its strip, 61 us, lands while the filter
+  // gradient, 74 us, still runs): done2.
+  const done2 = (1152 + 2304 + 73728 + 2 * 73728) / 1e9 + 128 / MIB;
+  // Layer 2's ring: 3*3*2*64 + 64 = 1216 floats, 4864 B each way in 2 rounds of 2432 B. Window 1's
+  // strip leaves 2304 FLOPs into window 1, waits one round, arrives after 2432 + 64 B and pushes
+  // the ring's end to 4864 + 64 B; layer 1's ring (38 floats, 152 B) and layer 0's (80 B) follow.
+  t.ok(Math.abs(p.stepSeconds - (done2 + (4864 + 64 + 152 + 80) / MIB)) < 1e-12, `step ${p.stepSeconds}`);
+});
+
+t.test('strips between tiles of one device are copies on it, not link traffic', async (t) => {
+  const plan = planFor(TWO_CONVS, '1x2', 1, 'each');
+  // Each tile copies one column of 8 rows x 2 channels from the other: 2 x 16 floats per point.
+  for (const e of planExchanges(plan, UNIT)) {
+    t.same(e.traffic.localFloats, [32], `${e.phase} ${e.group}`);
+    t.same(e.traffic.sentBytes, [0]);
+  }
+});
+
 t.test('link and ring arithmetic', async (t) => {
-  t.same(ringAllReduceCost(90, 3, { mibPerSecond: 1, latencyMs: 1, maxMessageFloats: 10 }), {
-    bytesPerDevice: 480, messagesPerDevice: 12, seconds: 480 / MIB + 0.012,
+  t.same(ringAllReduceCost(90, 3, { mibPerSecond: 1, latencyMs: 1, maxMessageFloats: 10, cpuMsPerMiB: 0 }), {
+    bytesPerDevice: 480, messagesPerDevice: 12, rounds: 4, seconds: 480 / MIB + 0.012,
   });
   t.equal(ringAllReduceCost(90, 1, UNIT.link).seconds, 0);
   // Message counts follow the transport's row bands.
@@ -109,14 +152,19 @@ t.test('list scheduling on workers', async (t) => {
 
 const front160 = withInputSize(presetCfg('yolov2-front').network, 160, 160);
 
-t.test('one device has no traffic, only compute', async (t) => {
+t.test('one device has no traffic, only compute and copies between its tiles', async (t) => {
   const profile = builtinProfile('pi3');
   for (const grouping of ['each', 'all', '0,8,10,12,14']) {
     const p = predictStep(planFor(front160, '2x2', 1, grouping), profile);
     t.ok(p.devices.every((d) => d.sentBytes === 0 && d.receivedBytes === 0 && d.messages === 0), grouping);
     t.equal(p.reduceBytesPerDevice, 0);
     t.equal(p.reduceSeconds, 0);
-    t.ok(Math.abs(p.stepSeconds - p.computeSeconds) < 1e-9, `${grouping}: step ${p.stepSeconds} = compute ${p.computeSeconds}`);
+    // Strips between its own tiles are copies: one elementwise pass over their floats.
+    const copies = p.exchanges.reduce((sum, e) => sum + e.traffic.localFloats[0]!, 0) / (profile.compute.elementwiseGflops * 1e9);
+    t.equal(copies > 0, grouping !== 'all', `${grouping}: copies ${copies}`);
+    // Halo copies wait for nothing else; gradient copies may hide behind the filter gradient.
+    const halo = p.exchanges.filter((e) => e.phase === 'halo').reduce((sum, e) => sum + e.traffic.localFloats[0]!, 0) / (profile.compute.elementwiseGflops * 1e9);
+    t.ok(p.stepSeconds >= p.computeSeconds + halo - 1e-9 && p.stepSeconds <= p.computeSeconds + copies + 1e-9, `${grouping}: step ${p.stepSeconds}, compute ${p.computeSeconds}, copies ${copies} (halo ${halo})`);
   }
 });
 

@@ -87,7 +87,21 @@ t.test('training with auto groupings uses and logs the planner\'s choice', async
   const refused = edge(['--peers', `127.0.0.1:${port}`, '--model', 'tiny', '--backward-groups', 'auto', '--memory-limit', '10M']);
   t.equal(refused.status, 2);
   t.match(refused.stderr, /edge: no plan fits the memory limit of 10\.0 MiB/);
-  const stray = edge(['--peers', `127.0.0.1:${port}`, '--model', 'tiny', '--profile', 'pi3']);
+  const stray = edge(['--peers', `127.0.0.1:${port}`, '--model', 'tiny', '--forward-groups', 'each', '--profile', 'pi3']);
   t.equal(stray.status, 2);
   t.match(stray.stderr, /--profile is used only with --grid, --forward-groups or --backward-groups auto/);
+});
+
+t.test('training plans its groupings unless they are given', async (t) => {
+  const [port] = await freePorts(1);
+  const train = (flags: string[]) => spawnSync(process.execPath, [
+    'dist/edge.js', '--peers', `127.0.0.1:${port}`, '--model', 'tiny', '--grid', '2x2', '--steps', '1', '--metrics-port', '0', '--backend', 'wasm', '--workers', '0', ...flags,
+  ], { encoding: 'utf8', env: bundleEnv() });
+  const planned = train([]);
+  t.equal(planned.status, 0, planned.stderr);
+  t.match(planned.stderr, /planner \(profile this-machine, 1 worker, [\d.]+ s\): grid 2x2, forward [\d,]+, backward [\d,]+:/, 'no grouping flags: the planner chooses');
+  const given = train(['--forward-groups', 'each']);
+  t.equal(given.status, 0, given.stderr);
+  t.notMatch(given.stderr, /planner \(/, 'a given grouping is kept, the planner not run');
+  t.match(given.stderr, /forward 0,1,2,3/);
 });

@@ -24,7 +24,7 @@ t.test('the YOLOv2 front has 8 conv classes; the rules built from them give each
   t.equal(rules.length, classes.length + 1);
   const profile = parseProfile({
     name: 'x', compute: { conv: rules, maxpoolForwardGflops: 1, maxpoolBackwardGflops: 1, elementwiseGflops: 1, layerOverheadMs: 0, taskOverheadMs: 0, workers: 1, parallelEfficiency: 1 },
-    link: { mibPerSecond: 1, latencyMs: 0, maxMessageFloats: 1 }, memory: { runtimeMiB: 1 },
+    link: { mibPerSecond: 1, latencyMs: 0, maxMessageFloats: 1, cpuMsPerMiB: 0 }, memory: { runtimeMiB: 1 },
   }, 'rules');
   const maps = mapShapes(yolo);
   classes.forEach((c, i) => {

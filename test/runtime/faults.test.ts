@@ -98,7 +98,7 @@ t.test('kill, detect, resume', async (t) => {
 
 t.test('a plan over --memory-limit is refused before any training', async (t) => {
   const port = (await freePorts(1))[0]!;
-  const run = spawnSync(process.execPath, ['dist/edge.js', '--peers', `127.0.0.1:${port}`, '--model', 'yolov2-front', '--memory-limit', '300M', '--metrics-port', '0'], { encoding: 'utf8', env: bundleEnv() });
+  const run = spawnSync(process.execPath, ['dist/edge.js', '--peers', `127.0.0.1:${port}`, '--model', 'yolov2-front', '--forward-groups', 'each', '--memory-limit', '300M', '--metrics-port', '0'], { encoding: 'utf8', env: bundleEnv() });
   t.equal(run.status, 2);
   t.match(run.stderr, /the plan needs about [\d.]+ (MiB|GiB) on device 0, over --memory-limit 300\.0 MiB/);
   t.match(run.stderr, /arena \(every planned step buffer\)/);

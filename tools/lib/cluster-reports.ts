@@ -9,6 +9,8 @@ import { fileURLToPath } from 'node:url';
 export interface StepRecord {
   readonly step: number;
   readonly seconds: number;
+  /** CPU time of the device process (all threads) during the step; absent in reports of older builds. */
+  readonly cpuSeconds?: number;
   readonly phases: { readonly step: number; readonly compute: number; readonly computeIdle: number; readonly exchangeWait: number; readonly reduce: number };
 }
 
