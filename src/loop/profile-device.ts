@@ -9,7 +9,8 @@
 //   the compute engine, on 1x1 and 2x2 grids with groupings `all` and `each`, fitted by least squares
 //   to step = fixed + tasks x taskOverhead + layer passes x layerOverhead (fastest step of each).
 // - Elementwise passes (padding, batch norm + activation, buffer copies: JS loops and copies whose
-//   speed depends on the data): calibrated on real steps of the front at half its input, so that the
+//   speed depends on the data): calibrated on real steps of the front (whole when they are short,
+//   else at half its input: calibrationInput), so that the
 //   cost model with the rates above reproduces them; --quick times the passes one by one instead.
 // - Parallel efficiency (workers > 1): the same conv work on one compute worker alone, then on all at once.
 // The link is not measured here (devices measure their links at cluster start and log them).
@@ -206,6 +207,20 @@ export function stepWork(plan: TilePlan): { tasks: number; layerPasses: number }
   return { tasks: tasks * plan.tiles, layerPasses: layerPasses * plan.tiles };
 }
 
+/** Whole-input steps predicted (without elementwise passes) to take at most this long are calibrated on as they are. */
+const FULL_INPUT_CALIBRATION_SECONDS = 1;
+
+/**
+ * The front the elementwise calibration times: as it is when its steps are short, so that fixed
+ * per-step costs weigh as they will in training (at half a 224x224 input they were charged per
+ * element and the profile predicted the whole input's steps 2x too slow), else at half its input.
+ */
+export function calibrationInput(net: Network, provisional: DeviceProfile): Network {
+  const groups = parseGrouping('all', net.layers.length);
+  const plan = buildTilePlan({ net, grid: { rows: 1, cols: 1 }, devices: 1, batch: net.hyper.batch, forwardGroups: groups, backwardGroups: groups });
+  return predictStep(plan, withElementwise(provisional, 1e12)).computeSeconds <= FULL_INPUT_CALIBRATION_SECONDS ? net : halfInput(net);
+}
+
 /** The front at half its input (about the maps of a 2x2 tile), or as it is when that is too small. */
 export function halfInput(net: Network): Network {
   try {
@@ -397,7 +412,8 @@ export async function measureProfile(request: ProfileRequest): Promise<ProfileMe
     `${overhead.taskOverheadMs.toFixed(3)} ms per task, ${overhead.layerOverheadMs.toFixed(3)} ms per layer, ${fixedStepMs.toFixed(2)} ms per step`);
 
   // Elementwise rate. Default: calibrated so that the cost model, with every rate measured above,
-  // reproduces real steps of the front (at half the input, about a 2x2 tile's maps; groupings
+  // reproduces real steps of the front (as it is when those are short, else at half the input,
+  // about a 2x2 tile's maps: calibrationInput; groupings
   // `each` and `all`, which differ in the passes a backward window re-runs). Quick, or when the
   // kernels alone already explain the steps: timed pass by pass.
   const provisional = parseProfile({
@@ -408,7 +424,7 @@ export async function measureProfile(request: ProfileRequest): Promise<ProfileMe
   }, 'the provisional profile');
   let elementwise: ProfileMeasurement['elementwise'] | null = null;
   if (!quick) {
-    const calibrationNet = halfInput(net);
+    const calibrationNet = calibrationInput(net, provisional);
     const steps: CalibrationStep[] = [];
     for (const grouping of ['each', 'all']) {
       const { plan, wallMs } = await timeSteps(calibrationNet, { rows: 1, cols: 1 }, grouping, probeThreads, 1, 2, request);

@@ -2,7 +2,8 @@
 // from them, tile shapes, the work a step hands the engine, and the least-squares fit.
 import t from 'tap';
 import { convRule, parseProfile } from '../../src/grouping/profile.js';
-import { convClasses, convRules, halfInput, leastSquares, overheadNetwork, stepWork, tileRead } from '../../src/loop/profile-device.js';
+import { builtinProfile } from '../../src/grouping/builtin-profiles.js';
+import { calibrationInput, convClasses, convRules, halfInput, leastSquares, overheadNetwork, stepWork, tileRead } from '../../src/loop/profile-device.js';
 import { convLayer, mapShapes } from '../../src/model/layers.js';
 import { presetCfg, withInputSize } from '../../src/model/presets.js';
 import { parseGrouping } from '../../src/tiles/groups.js';
@@ -81,4 +82,12 @@ t.test('half the input, or the input itself when half is too small', async (t) =
   // Two unpadded 3x3 convs turn 6x6 into 2x2; 3x3 would vanish.
   const shrinking = { ...yolo, input: { height: 6, width: 6, channels: 3 }, layers: [convLayer(4, 3, 1, { pad: 0 }), convLayer(4, 3, 1, { pad: 0 })] };
   t.equal(halfInput(shrinking), shrinking);
+});
+
+t.test('the elementwise calibration times whole inputs whose steps are short, else half', async (t) => {
+  // this-machine predicts about 4.4 s per 608x608 step without elementwise passes, 0.6 s at 224.
+  const profile = builtinProfile('this-machine');
+  t.same(calibrationInput(withInputSize(yolo, 608, 608), profile).input, { height: 304, width: 304, channels: 3 }, '608: half');
+  t.same(calibrationInput(withInputSize(yolo, 224, 224), profile).input, { height: 224, width: 224, channels: 3 }, '224: whole');
+  t.same(calibrationInput(withInputSize(yolo, 96, 96), profile).input, { height: 96, width: 96, channels: 3 }, '96: whole');
 });
