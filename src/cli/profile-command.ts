@@ -28,6 +28,8 @@ a few seconds.
   --name NAME         the profile's name                              [measured-<hostname>]
   --link-mib X        link payload rate, MiB/s per direction          [11.4: 100 Mbit/s]
   --latency-ms X      cost per message on the link, ms                                [0.2]
+  --cpu-ms-per-mib X  device CPU per MiB sent or received, ms (encoding, copies, summing,
+                      the network stack; the emulator benchmark measures it)             [15]
   --quick             one timed run per op, tiles only, fewer overhead steps (a few seconds)
   --json              print one JSON object: the profile and every measurement behind it
 
@@ -54,7 +56,7 @@ export async function profileCommand(argv: string[]): Promise<number> {
       args: argv,
       options: {
         model: { type: 'string' }, input: { type: 'string' }, workers: { type: 'string' }, backend: { type: 'string' },
-        out: { type: 'string' }, name: { type: 'string' }, 'link-mib': { type: 'string' }, 'latency-ms': { type: 'string' },
+        out: { type: 'string' }, name: { type: 'string' }, 'link-mib': { type: 'string' }, 'latency-ms': { type: 'string' }, 'cpu-ms-per-mib': { type: 'string' },
         quick: { type: 'boolean' }, json: { type: 'boolean' }, help: { type: 'boolean' },
       },
       strict: true,
@@ -72,15 +74,17 @@ export async function profileCommand(argv: string[]): Promise<number> {
       net = withInputSize(net, size.height, size.width);
     }
     if (values.name !== undefined && values.name.trim() === '') throw new UsageError('--name must not be empty');
-    const given = { mib: values['link-mib'], latency: values['latency-ms'] };
+    const given = { mib: values['link-mib'], latency: values['latency-ms'], cpu: values['cpu-ms-per-mib'] };
     const link: LinkProfile = {
       ...DEFAULT_LINK,
       ...(given.mib !== undefined ? { mibPerSecond: positiveNumber('--link-mib', given.mib, false) } : {}),
       ...(given.latency !== undefined ? { latencyMs: positiveNumber('--latency-ms', given.latency, true) } : {}),
+      ...(given.cpu !== undefined ? { cpuMsPerMiB: positiveNumber('--cpu-ms-per-mib', given.cpu, true) } : {}),
     };
-    const linkNote = given.mib !== undefined || given.latency !== undefined
-      ? `link ${link.mibPerSecond} MiB/s, ${link.latencyMs} ms per message as given (--link-mib/--latency-ms)${given.mib === undefined || given.latency === undefined ? ', the rest default' : ''}`
-      : `link not measured: the default ${DEFAULT_LINK.mibPerSecond} MiB/s, ${DEFAULT_LINK.latencyMs} ms (100 Mbit/s Ethernet); clusters log their measured links at start`;
+    const anyGiven = Object.values(given).some((v) => v !== undefined);
+    const linkNote = anyGiven
+      ? `link ${link.mibPerSecond} MiB/s, ${link.latencyMs} ms per message, ${link.cpuMsPerMiB} CPU ms per MiB as given (--link-mib/--latency-ms/--cpu-ms-per-mib)${Object.values(given).some((v) => v === undefined) ? ', the rest default' : ''}`
+      : `link not measured: the default ${DEFAULT_LINK.mibPerSecond} MiB/s, ${DEFAULT_LINK.latencyMs} ms, ${DEFAULT_LINK.cpuMsPerMiB} CPU ms per MiB (100 Mbit/s Ethernet); clusters log their measured links at start`;
     return {
       net, link, linkNote,
       workers: values.workers === undefined ? 1 : parseNonNegativeInt('--workers', values.workers),

@@ -67,13 +67,13 @@ t.test('--quick --out writes a profile that parses back, covers every conv class
 });
 
 t.test('without --out the profile goes to stdout; link flags and --workers 0', async (t) => {
-  const run = edge(['profile', '--model', 'tiny', '--input', '16x16', '--quick', '--workers', '0', '--link-mib', '50', '--latency-ms', '0.3', '--backend', 'wasm']);
+  const run = edge(['profile', '--model', 'tiny', '--input', '16x16', '--quick', '--workers', '0', '--link-mib', '50', '--latency-ms', '0.3', '--cpu-ms-per-mib', '22', '--backend', 'wasm']);
   t.equal(run.status, 0, run.stderr);
   const profile = parseProfileText(run.stdout, 'stdout');
   t.equal(profile.compute.workers, 1, '--workers 0 (main thread) is profiled as one worker');
   t.equal(profile.compute.parallelEfficiency, 1, 'not measured with one worker');
-  t.match(profile.link, { mibPerSecond: 50, latencyMs: 0.3, maxMessageFloats: 65536 });
-  t.match(profile.description, /tiny 16x16.*link 50 MiB\/s, 0\.3 ms per message as given/);
+  t.match(profile.link, { mibPerSecond: 50, latencyMs: 0.3, cpuMsPerMiB: 22, maxMessageFloats: 65536 });
+  t.match(profile.description, /tiny 16x16.*link 50 MiB\/s, 0\.3 ms per message, 22 CPU ms per MiB as given/);
   checkRates(t, profile);
   t.match(run.stderr, /compute on the main thread/);
 });
@@ -83,6 +83,7 @@ t.test('bad flags exit 2 naming the flag, before measuring anything', async (t) 
     [['--workers', 'two'], /--workers must be a non-negative integer, got "two"/],
     [['--link-mib', '0'], /--link-mib must be a positive number, got "0"/],
     [['--latency-ms=-1'], /--latency-ms must be a non-negative number, got "-1"/],
+    [['--cpu-ms-per-mib', 'lots'], /--cpu-ms-per-mib must be a non-negative number, got "lots"/],
     [['--backend', 'gpu'], /backend must be one of tensorflow\|wasm\|cpu, got "gpu"/],
     [['--input', '0x5'], /--input must be positive/],
     [['--model', 'no-such-model'], /--model "no-such-model" is neither a file nor a preset/],
@@ -98,7 +99,7 @@ t.test('bad flags exit 2 naming the flag, before measuring anything', async (t) 
   }
   const help = edge(['profile', '--help']);
   t.equal(help.status, 0);
-  for (const flag of ['--model', '--input', '--workers', '--backend', '--out', '--quick', '--json', '--link-mib', '--latency-ms']) t.match(help.stdout, flag);
+  for (const flag of ['--model', '--input', '--workers', '--backend', '--out', '--quick', '--json', '--link-mib', '--latency-ms', '--cpu-ms-per-mib']) t.match(help.stdout, flag);
 });
 
 t.test('edge --help lists profile', async (t) => {
