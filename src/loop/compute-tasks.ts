@@ -31,9 +31,10 @@ export type ComputeTask = ForwardTask | BackwardTask;
 
 type Views = (location: BufferLocation) => Float32Array;
 
+/** `what` names the buffer and its index, e.g. "stash buffer for layer". */
 function pick(table: Readonly<Record<number, BufferLocation>>, index: number, what: string): BufferLocation {
   const location = table[index];
-  if (!location) throw new Error(`task has no ${what} buffer for ${what === 'gradient' ? 'map' : 'layer'} ${index}`);
+  if (!location) throw new Error(`task has no ${what} ${index}`);
   return location;
 }
 
@@ -50,10 +51,10 @@ export function runTask(ctx: ComputeContext, views: Views, task: ComputeTask, on
   }
   backwardTile(ctx, task.regions, task.fromLayer, {
     input: views(task.input),
-    stash: (l) => views(pick(task.stash, l, 'stash')),
+    stash: (l) => views(pick(task.stash, l, 'stash buffer for layer')),
     outputGradient: views(task.outputGradient),
     ...(task.partial ? { partial: views(task.partial) } : {}),
-    gradient: (m) => views(pick(task.gradients, m, 'gradient')),
-    weightGradient: (l) => views(pick(task.weights, l, 'weight-gradient')),
+    gradient: (m) => views(pick(task.gradients, m, 'gradient buffer for map')),
+    weightGradient: (l) => views(pick(task.weights, l, 'weight-gradient buffer for layer')),
   }, onPartial);
 }

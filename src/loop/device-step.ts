@@ -5,7 +5,7 @@
 // With overlap on, a window's partial gradient leaves before its first layer's filter gradient is
 // computed, and each layer's all-reduce starts as soon as its gradient is final.
 import type { BufferLocation, DeviceArenas } from '../memory/arena.js';
-import { bufferKeys } from '../memory/arena-plan.js';
+import { bufferKeys, windowGradientBuffer } from '../memory/arena-plan.js';
 import type { Exchange } from '../peers/exchange.js';
 import { type TilePlan, planCore, tilesOfDevice, weightBucketLength } from '../tiles/plan.js';
 import type { Region } from '../tiles/region.js';
@@ -158,7 +158,7 @@ export async function runDeviceStep(runtime: DeviceRuntime, exchange: Exchange, 
         .filter((l) => weightBucketLength(plan, l) !== null)
         .map((l) => [l, at(tiles.length > 1 ? keys.tileWeightGradient(l, tile) : keys.weightGradient(l))]));
       const partial = wantPartial(h) ? at(keys.windowPartial(h, tile)) : null;
-      const gradients = group.first < group.last ? layersOf(group.first + 1, group.last, (m) => keys.windowGradient(h, tile, m)) : {};
+      const gradients = group.first < group.last ? layersOf(group.first + 1, group.last, (m) => keys.windowGradient(h, tile, windowGradientBuffer(tiles.length, m))) : {};
       let sent: Promise<void> = Promise.resolve();
       const send = (): void => {
         sent = sendGradient.get(`${h}/${tile}`)!(view(keys.windowPartial(h, tile)), view(sumKey(tile)));

@@ -149,8 +149,8 @@ export const bufferKeys = {
   windowStash: (h: number, tile: number, layer: number) => `backward ${h}/tile ${tile}/stash ${layer}`,
   /** The loss gradient over the core of backward window h's output map. */
   windowOutputGradient: (h: number, tile: number) => `backward ${h}/tile ${tile}/output gradient`,
-  /** The gradient between a window's layers at map m (written by layer m's backward, read by layer m - 1's). */
-  windowGradient: (h: number, tile: number, map: number) => `backward ${h}/tile ${tile}/gradient ${map}`,
+  /** The gradient between a window's layers in buffer `buffer` (windowGradientBuffer: which maps share it). */
+  windowGradient: (h: number, tile: number, buffer: number) => `backward ${h}/tile ${tile}/gradient ${buffer}`,
   /** The partial gradient over the window's held region at its first map. */
   windowPartial: (h: number, tile: number) => `backward ${h}/tile ${tile}/partial`,
   /** Gradient strip from another tile, kept apart so sums run in tile order. */
@@ -161,6 +161,14 @@ export const bufferKeys = {
   weightGradient: (layer: number) => `weights/layer ${layer}`,
   tileWeightGradient: (layer: number, tile: number) => `weights/layer ${layer}/tile ${tile}`,
 };
+
+/**
+ * The buffer that holds the gradient at map m between a window's layers (written by layer m's
+ * backward, read by layer m - 1's). On a device with one tile a buffer per map, free once the layer
+ * below has read it; with several tiles the window is one slot, so per-map buffers would all be live
+ * at once: two instead, alternating by the map's parity, each as large as its largest map.
+ */
+export const windowGradientBuffer = (tilesOnDevice: number, map: number): number => (tilesOnDevice === 1 ? map : map % 2);
 
 export const arenaNames = {
   forward: (g: number) => `forward group ${g}`,
@@ -239,9 +247,16 @@ export function planDeviceArenas(plan: TilePlan, rank: number, options: ArenaPla
           requests.push({ key: bufferKeys.windowStash(h, tile, l), owner, floats: regionFloats(plan, l + 1, regions.held[l + 1 - regions.firstLayer]!), first: time.recompute(h, l), last: until });
         }
       }
+      const gradients = new Map<number, { floats: number; first: number; last: number }>();
       for (let m = group.first + 1; m <= group.last; m++) {
-        requests.push({ key: bufferKeys.windowGradient(h, tile, m), owner, floats: regionFloats(plan, m, regions.held[m - regions.firstLayer]!), first: backward(m), last: backward(m - 1) });
+        const buffer = windowGradientBuffer(tiles.length, m);
+        const floats = regionFloats(plan, m, regions.held[m - regions.firstLayer]!);
+        const known = gradients.get(buffer);
+        gradients.set(buffer, known
+          ? { floats: Math.max(known.floats, floats), first: Math.min(known.first, backward(m)), last: Math.max(known.last, backward(m - 1)) }
+          : { floats, first: backward(m), last: backward(m - 1) });
       }
+      for (const [buffer, g] of gradients) requests.push({ key: bufferKeys.windowGradient(h, tile, buffer), owner, ...g });
       const outputMap = group.last + 1;
       requests.push({ key: bufferKeys.windowOutputGradient(h, tile), owner, floats: regionFloats(plan, outputMap, planCore(plan, outputMap, tile)), first: arrivesFrom(h), last: backward(group.last) });
       if (wantPartial) {

@@ -51,4 +51,8 @@ t.test('several tiles on a device: a window is one slot', async (t) => {
   const window = arena!.buffers.filter((b) => b.first <= 2 && 2 <= b.last);
   t.equal(arena!.peakLiveFloats, window.reduce((sum, b) => sum + aligned(b.floats), 0), 'the peak is the whole window');
   t.ok(window.some((b) => b.key.includes('tile 0/stash 0')) && window.some((b) => b.key.includes('tile 1/gradient 1')), 'tiles 0 and 1 together');
+  // Per-map gradient buffers would all be live in that one slot: two alternate by the map's parity.
+  const gradients = arena!.buffers.filter((b) => b.key.startsWith('backward 0/tile 0/gradient')).map((b) => `${b.key.split(' ').pop()}: ${b.floats}`).sort();
+  const map = (m: number) => p.batch * p.maps[m]!.channels * (p.forward[0]![0]!.held[m]!.rows.end - p.forward[0]![0]!.held[m]!.rows.start) * (p.forward[0]![0]!.held[m]!.cols.end - p.forward[0]![0]!.held[m]!.cols.start);
+  t.same(gradients, [`0: ${map(2)}`, `1: ${map(1)}`], 'tile 0: the gradients at maps 2 and 1 in buffers 0 and 1');
 });

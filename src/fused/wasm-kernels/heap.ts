@@ -20,15 +20,6 @@ export function allocate(backend: BackendWasm, shape: number[]): TensorInfo {
   return backend.makeOutput(shape, 'float32');
 }
 
-/** A tensor's data in a new heap buffer of its own (a new tensor id). */
-export function copyTensor(backend: BackendWasm, tensor: TensorInfo): TensorInfo {
-  const copy = allocate(backend, tensor.shape);
-  const from = heapOffset(backend, tensor);
-  const size = tensor.shape.reduce((a, b) => a * b, 1);
-  heapFloats(backend).copyWithin(heapOffset(backend, copy), from, from + size);
-  return copy;
-}
-
 export function release(backend: BackendWasm, ...tensors: TensorInfo[]): void {
   for (const t of tensors) backend.disposeData(t.dataId);
 }
