@@ -8,6 +8,7 @@ import { type ConvAffine, convAffine, convOutputBackward, disposeLayerTensors, n
 import type { ConvLayer } from '../../src/model/layers.js';
 import { fillUniform, seededRandom } from '../../src/model/weights.js';
 import { between, pick } from '../helpers/random-net.js';
+import { affineActivateBackward, affineActivateForward, allowSimdAffine } from '../../src/fused/wasm-kernels/bn-activation.js';
 
 await initBackend('wasm');
 
@@ -49,5 +50,45 @@ t.test('fused passes equal the separate ops bit for bit', async (t) => {
     if (batchNormalize) t.ok(close(gFused.productSums!, gSeparate.productSums!), `${describe}: scale sums`);
     tf.dispose([x, dy, outFused, outSeparate, gFused.dConv, gSeparate.dConv]);
     disposeLayerTensors([fused]);
+  }
+});
+
+t.test('the SIMD kernels equal the JS loops bit for bit, sums included', async (t) => {
+  t.teardown(() => allowSimdAffine(true));
+  for (let seed = 1; seed <= 30; seed++) {
+    const random = seededRandom(1000 + seed);
+    const channels = 4 * between(random, 1, 24);
+    const batchNormalize = random() < 0.7;
+    const activation = pick(random, ['leaky', 'leaky', 'relu', 'linear'] as const);
+    const layer: ConvLayer = { kind: 'conv', filters: channels, size: 1, stride: 1, padBefore: 0, padTotal: 0, activation, batchNormalize };
+    const vector = (low: number, high: number) => fillUniform(new Float32Array(channels), random, low, high);
+    const affine = {
+      biases: vector(-1, 1),
+      ...(batchNormalize ? { bn: { scales: vector(-2, 2), mean: vector(-1, 1), divisor: vector(0.1, 2) } } : {}),
+    };
+    const shape: [number, number, number, number] = [between(random, 1, 2), between(random, 1, 9), between(random, 1, 9), channels];
+    const size = shape.reduce((a, b) => a * b, 1);
+    const values = fillUniform(new Float32Array(size), random, -1, 1);
+    // Signed zeros and values whose affine image is exactly zero exercise every branch edge.
+    for (let i = 0; i < size; i += 7) values[i] = i % 2 ? -0 : 0;
+    if (!batchNormalize) for (let i = 3; i < size; i += 11) values[i] = -affine.biases[i % channels]!;
+    const x = tf.tensor4d(values, shape);
+    const dy = tf.tensor4d(fillUniform(new Float32Array(size), random, -1, 1), shape);
+    const run = (simd: boolean) => {
+      allowSimdAffine(simd);
+      const out = affineActivateForward(layer, affine, 0.1, x);
+      const g = affineActivateBackward(layer, affine, 0.1, batchNormalize ? x : out, dy);
+      const result = { out: out.dataSync().slice(), dConv: g.dConv.dataSync().slice(), biasSums: g.biasSums, productSums: g.productSums };
+      tf.dispose([out, g.dConv]);
+      return result;
+    };
+    const loops = run(false);
+    const simd = run(true);
+    const describe = `#${seed} ${shape.join('x')} ${batchNormalize ? 'bn' : 'bias'} ${activation}`;
+    t.ok(sameBits(simd.out, loops.out), `${describe}: forward`);
+    t.ok(sameBits(simd.dConv, loops.dConv), `${describe}: conv-output gradient`);
+    t.ok(sameBits(simd.biasSums, loops.biasSums), `${describe}: bias sums`);
+    if (batchNormalize) t.ok(sameBits(simd.productSums!, loops.productSums!), `${describe}: product sums`);
+    tf.dispose([x, dy]);
   }
 });

@@ -8,7 +8,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import type { ConvLayer } from '../../model/layers.js';
-import { allocate, heapFloats, heapOffset } from './heap.js';
+import { allocate, heapFloats, heapOffset, release } from './heap.js';
+import { type AffineKernels, affineKernels } from './simd/affine-kernels.js';
 
 export interface AffineConstants {
   readonly biases: Float32Array;
@@ -21,6 +22,27 @@ function wasmBackend(): BackendWasm {
 }
 
 const f32 = Math.fround;
+
+let simdAllowed = true;
+/** Tests compare the SIMD kernels with the JS loops: off, every pass runs the loops. */
+export function allowSimdAffine(allowed: boolean): void {
+  simdAllowed = allowed;
+}
+
+/** The SIMD kernels when they apply (their lanes are four channels), else null: the JS loops run. */
+function simdKernels(backend: BackendWasm, channels: number): AffineKernels | null {
+  return simdAllowed && channels % 4 === 0 ? affineKernels(backend) : null;
+}
+
+/** a, then b, copied into a fresh heap buffer the kernels read; release it after the call. */
+function heapConstants(backend: BackendWasm, a: Float32Array, b: Float32Array) {
+  const buffer = allocate(backend, [a.length + b.length]);
+  const at = heapOffset(backend, buffer);
+  const heap = heapFloats(backend);
+  heap.set(a, at);
+  heap.set(b, at + a.length);
+  return { buffer, aByte: at * 4, bByte: (at + a.length) * 4 };
+}
 
 /** Per channel, z = f32(f32(x * a) + b): the frozen batch norm folded into one scale and shift (a = 1 without it). */
 function affinePerChannel(k: AffineConstants, channels: number): { a: Float32Array; b: Float32Array } {
@@ -44,12 +66,19 @@ function negativeSlope(layer: ConvLayer, slope: number): number {
 export function affineActivateForward(layer: ConvLayer, k: AffineConstants, slope: number, x: tf.Tensor4D): tf.Tensor4D {
   const backend = wasmBackend();
   const out = allocate(backend, x.shape);
-  const heap = heapFloats(backend);
-  const xAt = heapOffset(backend, x);
-  const outAt = heapOffset(backend, out);
   const channels = x.shape[3];
   const { a, b } = affinePerChannel(k, channels);
   const negative = negativeSlope(layer, slope);
+  const simd = simdKernels(backend, channels);
+  if (simd) {
+    const constants = heapConstants(backend, a, b);
+    simd.affineForward(heapOffset(backend, x) * 4, heapOffset(backend, out) * 4, x.size / channels, channels, constants.aByte, constants.bByte, negative);
+    release(backend, constants.buffer);
+    return tf.engine().makeTensorFromTensorInfo(out) as tf.Tensor4D;
+  }
+  const heap = heapFloats(backend);
+  const xAt = heapOffset(backend, x);
+  const outAt = heapOffset(backend, out);
   for (let i = 0, c = 0; i < x.size; i++, c = c + 1 === channels ? 0 : c + 1) {
     const z = f32(f32(heap[xAt + i]! * a[c]!) + b[c]!);
     heap[outAt + i] = z < 0 ? (negative === 0 ? 0 : f32(z * negative)) : z;
@@ -75,14 +104,31 @@ export interface AffineActivateGradients {
 export function affineActivateBackward(layer: ConvLayer, k: AffineConstants, slope: number, x: tf.Tensor4D, dy: tf.Tensor4D): AffineActivateGradients {
   const backend = wasmBackend();
   const dConv = allocate(backend, x.shape);
-  const heap = heapFloats(backend);
-  const xAt = heapOffset(backend, x);
-  const dyAt = heapOffset(backend, dy);
-  const dAt = heapOffset(backend, dConv);
   const channels = x.shape[3];
   const { bn } = k;
   const { a, b } = affinePerChannel(k, channels);
   const negative = negativeSlope(layer, slope);
+  const simd = simdKernels(backend, channels);
+  if (simd) {
+    const constants = heapConstants(backend, a, b);
+    // Bias sums then product sums, f64, on an 8-byte boundary: one float of slack.
+    const sumsBuffer = allocate(backend, [4 * channels + 1]);
+    const sumsAt = heapOffset(backend, sumsBuffer);
+    const sumsByte = Math.ceil(sumsAt / 2) * 8;
+    heapFloats(backend).fill(0, sumsByte / 4, sumsByte / 4 + 4 * channels);
+    simd.affineBackward(heapOffset(backend, x) * 4, heapOffset(backend, dy) * 4, heapOffset(backend, dConv) * 4, x.size / channels, channels,
+      constants.aByte, constants.bByte, negative, bn ? 1 : 0, sumsByte);
+    const sums = new Float64Array(heapFloats(backend).buffer, sumsByte, 2 * channels);
+    const biasSums = sums.slice(0, channels);
+    const productSums = sums.slice(channels);
+    release(backend, constants.buffer, sumsBuffer);
+    const dConvTensor = tf.engine().makeTensorFromTensorInfo(dConv) as tf.Tensor4D;
+    return bn ? { dConv: dConvTensor, biasSums, productSums } : { dConv: dConvTensor, biasSums };
+  }
+  const heap = heapFloats(backend);
+  const xAt = heapOffset(backend, x);
+  const dyAt = heapOffset(backend, dy);
+  const dAt = heapOffset(backend, dConv);
   const biasSums = new Float64Array(channels);
   const productSums = new Float64Array(channels);
   for (let i = 0, c = 0; i < x.size; i++, c = c + 1 === channels ? 0 : c + 1) {
