@@ -16,7 +16,8 @@ const { values } = parseArgs({
   options: {
     input: { type: 'string', default: '608' },
     steps: { type: 'string', default: '3' },
-    configs: { type: 'string', default: '1:1x1:all,2:2x1:each,4:2x2:each,4:2x2:0,8,10,12,14' },
+    // devices:grid:grouping[:lean] (lean: the launcher's --lean-runtime)
+    configs: { type: 'string', default: '1:1x1:all,1:1x1:all:lean,2:2x1:each,4:2x2:each,4:2x2:0,8,10,12,14,4:2x2:0,8,10,12,14:lean' },
     out: { type: 'string', default: 'docs/bench-training.json' },
   },
 });
@@ -46,12 +47,14 @@ rows.push({ name: 'plain tfjs (tf autodiff, whole front)', processes: 1, seconds
 
 // edgefuse: devices:grid:grouping.
 for (const config of values.configs!.split(/,(?=\d+:)/)) {
-  const [devices, grid, grouping] = config.split(':');
-  const reports = runClusterWithReports(Number(devices), ['--model', 'yolov2-front', '--input', `${size}x${size}`, '--batch', '1', '--steps', values.steps!, '--memory-limit', '8G', '--grid', grid!, '--forward-groups', grouping!]);
+  const [devices, grid, grouping, runtime] = config.split(':');
+  if (runtime !== undefined && runtime !== 'lean') throw new Error(`bench-training: a config's fourth field can only be "lean", got "${runtime}" in ${config}`);
+  const launcher = { name: 'cluster', flags: runtime === 'lean' ? ['--lean-runtime'] : [] } as const;
+  const reports = runClusterWithReports(Number(devices), ['--model', 'yolov2-front', '--input', `${size}x${size}`, '--batch', '1', '--steps', values.steps!, '--memory-limit', '8G', '--grid', grid!, '--forward-groups', grouping!], launcher);
   // A step ends when the slowest device ends it; devices agree within the all-reduce's wait.
   const seconds = mean(reports.flatMap((r) => steadySteps(r).map((s) => s.seconds)));
   rows.push({
-    name: `edgefuse, ${devices} device${devices === '1' ? '' : 's'}, grid ${grid}, groups ${grouping}`,
+    name: `edgefuse, ${devices} device${devices === '1' ? '' : 's'}, grid ${grid}, groups ${grouping}${runtime === 'lean' ? ', lean runtime' : ''}`,
     processes: Number(devices), secondsPerStep: round(seconds), gflops: round(trainingFlops / seconds / 1e9, 1),
     peakRssMiB: reports.map((r) => mib(r.memory.measured.peakRssBytes)),
   });

@@ -321,6 +321,8 @@ export async function trainCommand(argv: string[]): Promise<number> {
     const backend = runtime.backend;
     for (const note of backend.notes) log(`note: ${note}`);
     log(`backend: ${backend.name}`);
+    // Memory settings that only take effect at process start (the launchers' --lean-runtime sets both).
+    log(`runtime: node ${process.version}, flags ${process.execArgv.join(' ') || 'none'}, MALLOC_ARENA_MAX ${process.env.MALLOC_ARENA_MAX ?? 'unset'}`);
     status.backend = backend.name;
     if (backend.name === 'wasm') computeHeapBytes = () => runtime.engine.backendHeapBytes();
     log(`compute: ${setup.workers === 0 ? 'on the main thread' : `${setup.workers} worker thread${setup.workers > 1 ? 's' : ''}`}, overlap ${setup.overlap ? 'on' : 'off'}; arena ${formatBytes(runtime.arenas.reservedBytes)}; rss ${formatBytes(process.memoryUsage().rss)} before the first step`);

@@ -114,11 +114,14 @@ function launch(devices: number, flags: string[]) {
 t.test('device processes started by the launcher train to the reference weights', async (t) => {
   const net = withBatch(withInputSize(presetCfg('yolov2-front').network, 64, 64), 1);
   const reference = await referenceTraining(net, initialParams(net, SEED), STEPS, SEED);
-  for (const [devices, grid, groups] of [[2, '2x2', 'each'], [4, '2x2', '0,8,10,12,14'], [4, '3x2', 'all']] as const) {
+  // The lean runtime (one malloc arena, small V8 semi-spaces) must not change a bit of the result.
+  for (const [devices, grid, groups, lean] of [[2, '2x2', 'each', false], [4, '2x2', '0,8,10,12,14', true], [4, '3x2', 'all', false]] as const) {
     const dir = mkdtempSync(join(tmpdir(), 'edgefuse-train-'));
-    const run = launch(devices, ['--model', 'yolov2-front', '--input', '64x64', '--batch', '1', '--grid', grid, '--forward-groups', groups, '--learning-rate', '0.01', '--steps', String(STEPS), '--seed', String(SEED), '--checkpoint', join(dir, 'rank0'), '--checkpoint-every', String(STEPS), '--metrics-port', '0']);
+    const run = launch(devices, [...(lean ? ['--lean-runtime'] : []), '--model', 'yolov2-front', '--input', '64x64', '--batch', '1', '--grid', grid, '--forward-groups', groups, '--learning-rate', '0.01', '--steps', String(STEPS), '--seed', String(SEED), '--checkpoint', join(dir, 'rank0'), '--checkpoint-every', String(STEPS), '--metrics-port', '0']);
     t.equal(run.status, 0, 'the launcher and every device exit 0');
     if (run.status !== 0) t.comment(run.stderr.slice(-3000));
+    const leanDevices = (run.stderr.match(/\] runtime: .*--max-semi-space-size=1.*MALLOC_ARENA_MAX 1$/gm) ?? []).length;
+    t.equal(leanDevices, lean ? devices : 0, `devices started with the lean runtime (${lean ? 'asked' : 'not asked'})`);
     // Every rank writes to its own --checkpoint; here they share the flag, so rank 0's file wins the rename race harmlessly (all weights are identical).
     const meta = readLatest(join(dir, 'rank0'))!;
     t.equal(meta.step, STEPS);

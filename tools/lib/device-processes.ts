@@ -9,6 +9,14 @@ export interface DeviceCommand {
   readonly env?: NodeJS.ProcessEnv;
 }
 
+/**
+ * How to start a device process for the least memory: glibc's malloc keeps one arena instead of one
+ * per thread that allocates, and V8's young generation stays at 1 MiB semi-spaces instead of growing
+ * to 16 MiB per isolate. Both must be set before the process starts. On 4 local devices (608x608,
+ * 2x2) peak RSS 281-301 -> 236-255 MiB per device, step time within this machine's noise (+0-6%).
+ */
+export const LEAN_RUNTIME = { nodeFlags: ['--max-semi-space-size=1'], env: { MALLOC_ARENA_MAX: '1' } } as const;
+
 export interface RunOptions {
   readonly devices: number;
   readonly command: (rank: number) => DeviceCommand;
