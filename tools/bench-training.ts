@@ -36,6 +36,16 @@ interface Row {
 }
 const rows: Row[] = [];
 
+// Checked before anything runs. A config starts at a comma followed by devices:RxC: (groupings have
+// commas of their own).
+const configs = values.configs!.split(/,(?=\d+:\d+x\d+:)/).map((config) => {
+  const [devices, grid, grouping, runtime, ...rest] = config.split(':');
+  if (!/^\d+$/.test(devices!) || !/^\d+x\d+$/.test(grid ?? '') || !grouping || (runtime !== undefined && runtime !== 'lean') || rest.length > 0) {
+    throw new Error(`bench-training: a config is devices:RxC:grouping[:lean], got "${config}"`);
+  }
+  return { devices: devices!, grid: grid!, grouping, runtime };
+});
+
 // Plain tfjs, one process.
 const out = join(mkdtempSync(join(tmpdir(), 'edgefuse-plain-')), 'plain.json');
 console.error(`bench: node dist/plain-tfjs-train.js --input ${size} --steps ${values.steps}`);
@@ -46,11 +56,9 @@ const plainSeconds = mean(plainResult.seconds.length > 1 ? plainResult.seconds.s
 rows.push({ name: 'plain tfjs (tf autodiff, whole front)', processes: 1, secondsPerStep: round(plainSeconds), gflops: round(trainingFlops / plainSeconds / 1e9, 1), peakRssMiB: [mib(plainResult.peakRssBytes)] });
 
 // edgefuse: devices:grid:grouping.
-for (const config of values.configs!.split(/,(?=\d+:)/)) {
-  const [devices, grid, grouping, runtime] = config.split(':');
-  if (runtime !== undefined && runtime !== 'lean') throw new Error(`bench-training: a config's fourth field can only be "lean", got "${runtime}" in ${config}`);
+for (const { devices, grid, grouping, runtime } of configs) {
   const launcher = { name: 'cluster', flags: runtime === 'lean' ? ['--lean-runtime'] : [] } as const;
-  const reports = runClusterWithReports(Number(devices), ['--model', 'yolov2-front', '--input', `${size}x${size}`, '--batch', '1', '--steps', values.steps!, '--memory-limit', '8G', '--grid', grid!, '--forward-groups', grouping!], launcher);
+  const reports = runClusterWithReports(Number(devices), ['--model', 'yolov2-front', '--input', `${size}x${size}`, '--batch', '1', '--steps', values.steps!, '--memory-limit', '8G', '--grid', grid, '--forward-groups', grouping], launcher);
   // A step ends when the slowest device ends it; devices agree within the all-reduce's wait.
   const seconds = mean(reports.flatMap((r) => steadySteps(r).map((s) => s.seconds)));
   rows.push({
