@@ -4,35 +4,37 @@
 // `all` and the reference groupings from FACTS.md; step time, speedup against one device (and one
 // core of a device), peak memory per device and its reduction, bytes per step, and the planner's
 // predicted step time against the measured one. JSON, a Markdown table and an SVG chart.
-//   npm run build && sudo node dist/bench-cluster.js [--input 224] [--devices 1,2,3,4,6] [--cpus 0.33] [--groupings planner,each,all,reference,data] [--skip-one-core] [--profile FILE] [--out DIR]
+//   npm run build && sudo node dist/bench-cluster.js [--input 224] [--devices 1,2,3,4,6] [--cpus 0.33] [--repeats 1] [--groupings planner,each,all,reference,data] [--skip-one-core] [--profile FILE] [--out DIR]
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 import { type DeviceReport, type StepRecord, mean, mib, runClusterWithReports, steadySteps } from './lib/cluster-reports.js';
-import { calibrateElementwise, scaleToQuota } from './lib/emulated-profile.js';
+import { calibrateToSteps, scaleToQuota } from './lib/emulated-profile.js';
 import { speedupChart } from './lib/svg-chart.js';
+import { toolArgs } from './lib/tool-args.js';
 
-const { values } = parseArgs({
-  options: {
+const values = toolArgs('bench-cluster', 'The emulated Pi cluster benchmark (root): the YOLOv2 front on 1..N emulated devices (namespaces, shaped links, CPU quotas), every grouping compared, predicted against measured step time. JSON, a Markdown table and an SVG chart in --out.', {
     input: { type: 'string', default: '224' },
     devices: { type: 'string', default: '1,2,3,4,6' },
     cpus: { type: 'string' },
     rate: { type: 'string', default: '100mbit' },
     steps: { type: 'string', default: '3' },
+    /** Runs of every row, interleaved round-robin within a device count; a row reports the median run. */
+    repeats: { type: 'string', default: '1' },
     'skip-one-core': { type: 'boolean', default: false },
     /** Which of: planner, each, all, reference (both reference groupings), data (the data-parallel baseline: one image per device). */
     groupings: { type: 'string', default: 'planner,each,all,reference,data' },
     out: { type: 'string', default: 'docs/bench-cluster' },
     /** A profile measured earlier by `edge profile --input S` on this machine (default: measure one). */
     profile: { type: 'string' },
-  },
-});
+  });
 const dist = dirname(fileURLToPath(import.meta.url));
 const size = Number(values.input);
 const counts = values.devices!.split(',').map(Number);
+const repeats = Number(values.repeats);
+if (!Number.isInteger(repeats) || repeats < 1) throw new Error(`bench-cluster: --repeats must be a positive integer, got "${values.repeats}"`);
 const largest = Math.max(...counts);
 // The same quota for every device count. The largest cluster gets 60% of this machine's cores: the
 // kernel's bridge and shaping work is not charged to the devices' cgroups, and at 4 x 0.4 of 2
@@ -86,7 +88,7 @@ const calibrationReports = ['all', 'each'].map((grouping) =>
 // The fastest steady step and the least CPU per step: other load on this machine only ever adds to
 // them (identical runs here differed by up to 40% in CPU per step, which made the mean unstable).
 const fastestStep = (reports: DeviceReport[]) => Math.max(...reports.map((r) => Math.min(...steadySteps(r).map((s) => s.seconds))));
-const calibration = calibrateElementwise(edge, scaled, input, calibrationReports.map((reports, i) => ({ grouping: ['all', 'each'][i]!, measuredSeconds: fastestStep(reports) })));
+const calibration = calibrateToSteps(edge, scaled, input, calibrationReports.map((reports, i) => ({ grouping: ['all', 'each'][i]!, measuredSeconds: fastestStep(reports) })));
 const pair = runClusterWithReports(2, [...common, '--parallel', 'data', '--batch', '2', '--grid', '1x1', '--forward-groups', 'all', '--backward-groups', 'all'], emulator());
 const cpuPerStep = (reports: DeviceReport[]) => mean(reports.map((r) => Math.min(...steadySteps(r).map((s) => s.cpuSeconds ?? Number.NaN))));
 const movedMiB = mean(pair.map((r) => (r.transport.bytesSent + r.transport.bytesReceived) / r.steps.length)) / 2 ** 20;
@@ -94,11 +96,11 @@ const cpuMsPerMiB = Number(Math.max(0, ((cpuPerStep(pair) - cpuPerStep(calibrati
 // Measured in CPU time; the profile's device has `cpus` of a core, so it takes 1/cpus as long.
 const profile = {
   ...scaled,
-  compute: { ...scaled.compute, elementwiseGflops: calibration.elementwiseGflops },
+  compute: { ...scaleToQuota(scaled.compute as Record<string, unknown>, calibration.speedFactor), elementwiseGflops: calibration.elementwiseGflops },
   link: { ...scaled.link, cpuMsPerMiB: Number((cpuMsPerMiB / cpus).toPrecision(3)) },
 };
 writeFileSync(profileFile, `${JSON.stringify(profile, null, 2)}\n`);
-console.error(`bench: elementwise ${calibration.elementwiseGflops} G elements/s, calibrated on ${JSON.stringify(calibration.runs)}; ` +
+console.error(`bench: ${calibration.method === 'speed' ? `every rate x${calibration.speedFactor} (the kernels alone took longer than the steps), ` : ''}elementwise ${calibration.elementwiseGflops} G elements/s, calibrated on ${JSON.stringify(calibration.runs)}; ` +
   `${cpuMsPerMiB} CPU ms per MiB moved (${cpuPerStep(pair).toFixed(3)} against ${cpuPerStep(calibrationReports[0]!).toFixed(3)} CPU s per step, ${movedMiB.toFixed(1)} MiB sent and received)`);
 
 /** Host CPU time (all cores, seconds) from /proc/stat: busy and total. */
@@ -112,6 +114,8 @@ interface Row {
   devices: number; name: string; grid: string; forward: string; backward: string; imagesPerStep: number;
   /** Seconds per image: a step's time divided by its images (1 for the tile plans, one per device for data-parallel). */
   predictedSeconds: number; measuredSeconds: number; peakRssMiB: number; megabytesPerStep: number;
+  /** Seconds per image of every run of the row (--repeats), in run order; measuredSeconds is their median. */
+  measuredRuns: number[];
   /** Predicted split (busiest device's compute, its exchange waits, the exposed reduce) and the measured phases (compute: the busiest device's; the rest: means over devices). */
   predictedPhases: { compute: number; exchange: number; reduce: number } | null;
   measuredPhases: { compute: number; exchangeWait: number; reduce: number; outsideFront: number };
@@ -121,6 +125,11 @@ interface Row {
   hostBusyCores: number;
 }
 const rows: Row[] = [];
+/** The run with the median time (the lower of the two middle ones), carrying every run's time. */
+function medianRun(runs: readonly Row[]): Row {
+  const sorted = [...runs].sort((a, b) => a.measuredSeconds - b.measuredSeconds);
+  return { ...sorted[Math.floor((sorted.length - 1) / 2)]!, measuredRuns: runs.map((r) => r.measuredSeconds) };
+}
 function measure(devices: number, c: Candidate, quota = cpus, dataParallel = false): Row {
   const images = dataParallel ? devices : 1;
   const flags = dataParallel
@@ -136,6 +145,7 @@ function measure(devices: number, c: Candidate, quota = cpus, dataParallel = fal
     devices, name: c.name, grid: dataParallel ? '1x1 each' : c.grid, forward: c.forward, backward: c.backward, imagesPerStep: images,
     predictedSeconds: Math.round(c.predicted * 1000) / 1000,
     measuredSeconds: Math.round((stepSeconds(reports) / images) * 1000) / 1000,
+    measuredRuns: [],
     peakRssMiB: Math.max(...reports.map((r) => mib(r.memory.measured.peakRssBytes))),
     megabytesPerStep: Math.round((reports.reduce((sum, r) => sum + r.transport.bytesSent, 0) / steps / 1e6) * 10) / 10,
     predictedPhases: c.phases ?? null,
@@ -156,19 +166,22 @@ for (const devices of counts) {
   const wanted = ['each', 'all', 'reference 0,8,10,12,14', 'reference 1,2,4,8 / ends 1,5,7,9'].filter((name) => chosen.includes(name.split(' ')[0]!));
   const others = wanted.flatMap((name) => runnerUps.find((r) => r.name === name && r.grid === best.grid) ?? runnerUps.find((r) => r.name === name) ?? []);
   const candidates = devices === 1 ? [best] : [...(chosen.includes('planner') ? [{ ...best, name: `planner (${best.name})` }] : []), ...others];
-  for (const c of candidates) rows.push(measure(devices, c));
+  const runs: { c: Candidate; dataParallel: boolean; rows: Row[] }[] = candidates.map((c) => ({ c, dataParallel: false, rows: [] }));
   // The baseline the tile plans must beat: every device trains one whole image of a batch of N.
   if (devices > 1 && chosen.includes('data')) {
     const one = rows.find((r) => r.devices === 1) ?? { forward: 'all', backward: 'all' };
-    rows.push(measure(devices, { name: 'data-parallel', grid: '1x1', forward: one.forward, backward: one.backward, predicted: Number.NaN }, cpus, true));
+    runs.push({ c: { name: 'data-parallel', grid: '1x1', forward: one.forward, backward: one.backward, predicted: Number.NaN }, dataParallel: true, rows: [] });
   }
+  // Round-robin, so that a slow spell of this shared machine falls on every row alike.
+  for (let round = 0; round < repeats; round++) for (const run of runs) run.rows.push(measure(devices, run.c, cpus, run.dataParallel));
+  for (const run of runs) rows.push(medianRun(run.rows));
 }
 // Without a 1-device row (e.g. a repeat of some device counts) the ratios to it are NaN.
 const single = rows.find((r) => r.devices === 1) ?? { grid: '1x1', forward: 'all', backward: 'all', measuredSeconds: Number.NaN, peakRssMiB: Number.NaN };
 let oneCore: Row | null = null;
 if (!values['skip-one-core']) {
   // One core of a Pi-class device: a quarter of its quota (a Pi 3 has 4 cores).
-  oneCore = measure(1, { name: 'one core of a device', grid: single.grid, forward: single.forward, backward: single.backward, predicted: Number.NaN }, cpus / 4);
+  oneCore = medianRun([measure(1, { name: 'one core of a device', grid: single.grid, forward: single.forward, backward: single.backward, predicted: Number.NaN }, cpus / 4)]);
 }
 
 const table = rows.map((r) => {
@@ -185,7 +198,7 @@ const table = rows.map((r) => {
   };
 });
 const result = {
-  command: `node dist/bench-cluster.js --input ${size} --devices ${values.devices} --cpus ${cpus} --rate ${values.rate} --steps ${values.steps} --groupings ${values.groupings}${values['skip-one-core'] ? ' --skip-one-core' : ''}${values.profile ? ` --profile ${values.profile}` : ''} --out ${values.out}`,
+  command: `node dist/bench-cluster.js --input ${size} --devices ${values.devices} --cpus ${cpus} --rate ${values.rate} --steps ${values.steps}${repeats > 1 ? ` --repeats ${repeats}` : ''} --groupings ${values.groupings}${values['skip-one-core'] ? ' --skip-one-core' : ''}${values.profile ? ` --profile ${values.profile}` : ''} --out ${values.out}`,
   emulatedDevice: { cpus, memory: '1G', link: values.rate, profile: profileFile, measuredProfile: measuredFile, calibration, cpuMsPerMiB },
   oneCore,
   rows: table,
@@ -194,9 +207,9 @@ writeFileSync(join(values.out!, 'result.json'), `${JSON.stringify(result, null, 
 const markdown = [
   `YOLOv2 front ${size}x${size}, batch 1 (data-parallel: batch = devices, one image each; its times are per image); each device ${cpus} cores of this machine, 1 GiB, ${values.rate}${oneCore ? `; one core of a device: ${oneCore.measuredSeconds} s/step` : ''}`,
   '',
-  '| devices | grouping | grid | s/image | predicted | vs best | speedup vs 1 device | vs 1 core | peak RSS (MiB) | memory reduction | MB sent/step |',
+  '| devices | grouping | grid | s/image (median; range of runs) | predicted | vs best | speedup vs 1 device | vs 1 core | peak RSS (MiB) | memory reduction | MB sent/step |',
   '|---|---|---|---|---|---|---|---|---|---|---|',
-  ...table.map((r) => `| ${r.devices} | ${r.name} | ${r.grid} | ${r.measuredSeconds} | ${Number.isNaN(r.predictedSeconds) ? '-' : `${r.predictedSeconds} (${(r.predictionError * 100).toFixed(0)}%)`} | ${r.slowerThanBestMeasured >= 0 ? '+' : ''}${(r.slowerThanBestMeasured * 100).toFixed(0)}% | ${r.speedupOverOneDevice}x | ${'speedupOverOneCore' in r ? `${r.speedupOverOneCore}x` : '-'} | ${r.peakRssMiB} | ${r.memoryReduction}x | ${r.megabytesPerStep} |`),
+  ...table.map((r) => `| ${r.devices} | ${r.name} | ${r.grid} | ${r.measuredSeconds}${r.measuredRuns.length > 1 ? ` (${Math.min(...r.measuredRuns)}-${Math.max(...r.measuredRuns)})` : ''} | ${Number.isNaN(r.predictedSeconds) ? '-' : `${r.predictedSeconds} (${(r.predictionError * 100).toFixed(0)}%)`} | ${r.slowerThanBestMeasured >= 0 ? '+' : ''}${(r.slowerThanBestMeasured * 100).toFixed(0)}% | ${r.speedupOverOneDevice}x | ${'speedupOverOneCore' in r ? `${r.speedupOverOneCore}x` : '-'} | ${r.peakRssMiB} | ${r.memoryReduction}x | ${r.megabytesPerStep} |`),
   '',
   'Where the time went (seconds per step, predicted / measured): compute of the busiest device; exchange waits (predicted: the rest of its step before the exposed reduce; measured: mean over devices); reduce (predicted: exposed after the last window; measured: mean time from the last compute to the last reduction); outside the front (measured: data, tail, optimizer update); CPU the busiest device used over its quota; cores of this machine busy during the run.',
   '',

@@ -6,7 +6,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { parseArgs } from 'node:util';
 import { initBackend } from '../src/fused/backend.js';
 import type { BackendName } from '../src/fused/backend-name.js';
 import { createDeviceRuntime } from '../src/loop/device-runtime.js';
@@ -22,16 +21,15 @@ import { BAND_BYTES, bandReadRows, layerBands } from '../src/tiles/bands.js';
 import { fusedRegions } from '../src/tiles/fused-regions.js';
 import { regionWidth, wholeMap } from '../src/tiles/region.js';
 import { relativeError } from '../src/verify/verify.js';
+import { toolArgs } from './lib/tool-args.js';
 
-const { values } = parseArgs({
-  options: {
+const values = toolArgs('bench-kernels', "GFLOP/s of conv forward, input gradient and filter gradient at the YOLOv2 front's layer shapes (whole maps and bands), and the cost of tiling on one core.", {
     input: { type: 'string', default: '608' },
     'tiling-input': { type: 'string', default: '320' },
     repeats: { type: 'string', default: '5' },
     'skip-cpu-check': { type: 'boolean', default: false },
     out: { type: 'string', default: 'bench-results/kernels.json' },
-  },
-});
+  });
 const repeats = Number(values.repeats);
 
 interface ConvShape { name: string; x: [number, number, number, number]; filter: [number, number, number, number] }

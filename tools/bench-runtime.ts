@@ -5,18 +5,16 @@
 //   npm run build && node dist/bench-runtime.js [--input 608] [--steps 3] [--repeats 2] [--out docs/bench-runtime.json]
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { parseArgs } from 'node:util';
 import { type DeviceReport, mean, mib, runClusterWithReports, steadySteps } from './lib/cluster-reports.js';
+import { toolArgs } from './lib/tool-args.js';
 
-const { values } = parseArgs({
-  options: {
+const values = toolArgs('bench-runtime', 'Per-device peak memory (measured against predicted) of 1 and 4 local devices, and overlap on against off, in one run.', {
     input: { type: 'string', default: '608' },
     steps: { type: 'string', default: '3' },
     repeats: { type: 'string', default: '2' },
     grouping: { type: 'string', default: '0,8,10,12,14' },
     out: { type: 'string', default: 'docs/bench-runtime.json' },
-  },
-});
+  });
 const run = (devices: number, flags: string[]): DeviceReport[] => runClusterWithReports(devices, [
   '--model', 'yolov2-front', '--input', `${values.input}x${values.input}`, '--batch', '1', '--steps', values.steps!, '--memory-limit', '8G', ...flags,
 ]);

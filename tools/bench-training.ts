@@ -7,20 +7,18 @@ import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 import { forwardFlops, mapShapes } from '../src/model/layers.js';
 import { presetCfg, withInputSize } from '../src/model/presets.js';
 import { mean, mib, runClusterWithReports, steadySteps } from './lib/cluster-reports.js';
+import { toolArgs } from './lib/tool-args.js';
 
-const { values } = parseArgs({
-  options: {
+const values = toolArgs('bench-training', 'Plain tfjs training of the YOLOv2 front against edgefuse on 1, 2 and 4 local devices, in one run: step time, GFLOP/s, peak RSS of every process and their ratios. Configs: devices:RxC:grouping[:lean], comma-separated.', {
     input: { type: 'string', default: '608' },
     steps: { type: 'string', default: '3' },
     // devices:grid:grouping[:lean] (lean: the launcher's --lean-runtime)
     configs: { type: 'string', default: '1:1x1:all,1:1x1:all:lean,2:2x1:each,4:2x2:each,4:2x2:0,8,10,12,14,4:2x2:0,8,10,12,14:lean' },
     out: { type: 'string', default: 'docs/bench-training.json' },
-  },
-});
+  });
 const size = Number(values.input);
 const net = withInputSize(presetCfg('yolov2-front').network, size, size);
 const maps = mapShapes(net);

@@ -7,11 +7,10 @@ import { spawn, execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { createConnection, createServer } from 'node:net';
 import { dirname } from 'node:path';
-import { parseArgs } from 'node:util';
 import { PeerNode } from '../src/peers/peer-node.js';
+import { toolArgs } from './lib/tool-args.js';
 
-const { values } = parseArgs({
-  options: {
+const values = toolArgs('bench-transport', 'Goodput of strip exchange and the ring all-reduce between two processes over uWebSockets.js against raw TCP, on loopback and (root) across a 100 Mbit/s veth link.', {
     role: { type: 'string' },
     kind: { type: 'string' },
     host: { type: 'string', default: '127.0.0.1' },
@@ -23,8 +22,7 @@ const { values } = parseArgs({
     'no-netns': { type: 'boolean', default: false },
     repeats: { type: 'string', default: '3' },
     out: { type: 'string', default: 'bench-results/transport.json' },
-  },
-});
+  });
 
 // ---- one side of one measurement ----------------------------------------------------------------
 

@@ -2,8 +2,8 @@
 // committed data/shapes: `npm run shapes`. Other sets: --out DIR --seed N --train N --valid N --size N.
 import { statSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import { DEFAULT_SHAPES, type ShapesOptions, writeShapesSet } from '../src/data/shapes.js';
+import { toolArgs } from './lib/tool-args.js';
 
 function wholeNumber(flag: string, text: string | undefined, fallback: number): number {
   if (text === undefined) return fallback;
@@ -12,9 +12,7 @@ function wholeNumber(flag: string, text: string | undefined, fallback: number): 
 }
 
 try {
-  const { values } = parseArgs({
-    options: { out: { type: 'string' }, seed: { type: 'string' }, train: { type: 'string' }, valid: { type: 'string' }, size: { type: 'string' } },
-  });
+  const values = toolArgs('make-shapes', 'Writes the synthetic "shapes" detection set; without options it regenerates the committed data/shapes.', { out: { type: 'string' }, seed: { type: 'string' }, train: { type: 'string' }, valid: { type: 'string' }, size: { type: 'string' } });
   const options: ShapesOptions = {
     seed: wholeNumber('seed', values.seed, DEFAULT_SHAPES.seed),
     train: wholeNumber('train', values.train, DEFAULT_SHAPES.train),

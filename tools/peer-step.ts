@@ -3,7 +3,6 @@
 // arrays, `idle` connects and waits (to observe failures). Results go to --out as JSON.
 //   node dist/peer-step.js --mode step --rank 0 --peers 127.0.0.1:9000,127.0.0.1:9001 --out r0.json
 import { writeFileSync } from 'node:fs';
-import { parseArgs } from 'node:util';
 import { initBackend } from '../src/fused/backend.js';
 import { createDeviceRuntime } from '../src/loop/device-runtime.js';
 import { runDeviceStep } from '../src/loop/device-step.js';
@@ -17,9 +16,9 @@ import { parseGrouping } from '../src/tiles/groups.js';
 import { buildTilePlan } from '../src/tiles/plan.js';
 import { verifyData } from '../src/verify/verify-data.js';
 import { parsePeers } from '../src/peers/peer-list.js';
+import { toolArgs } from './lib/tool-args.js';
 
-const { values } = parseArgs({
-  options: {
+const values = toolArgs('peer-step', 'One device of a real multi-process cluster for the transport tests and benchmark (--mode step | allreduce | idle).', {
     mode: { type: 'string', default: 'step' },
     rank: { type: 'string' },
     peers: { type: 'string' },
@@ -38,8 +37,7 @@ const { values } = parseArgs({
     'peer-timeout-ms': { type: 'string', default: '3000' },
     'connect-timeout-ms': { type: 'string', default: '20000' },
     out: { type: 'string' },
-  },
-});
+  });
 
 const rank = Number(values.rank);
 const peers = parsePeers(values.peers ?? '');

@@ -4,7 +4,6 @@
 // training kernels registered (the shipped wasm backend cannot train convolutions at all).
 //   node dist/plain-tfjs-train.js [--input 608] [--steps 3] [--out result.json]
 import { writeFileSync } from 'node:fs';
-import { parseArgs } from 'node:util';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../src/fused/backend.js';
 import { convTensors } from '../src/fused/layer-ops.js';
@@ -15,8 +14,9 @@ import { randomParams } from '../src/model/weights.js';
 import { fusedRegions } from '../src/tiles/fused-regions.js';
 import { wholeMap } from '../src/tiles/region.js';
 import { syntheticImages, syntheticTarget } from '../src/train/synthetic.js';
+import { toolArgs } from './lib/tool-args.js';
 
-const { values } = parseArgs({ options: { input: { type: 'string', default: '608' }, steps: { type: 'string', default: '3' }, seed: { type: 'string', default: '1' }, out: { type: 'string' } } });
+const values = toolArgs('plain-tfjs-train', 'The baseline: the whole YOLOv2 front as tfjs ops trained with autodiff and SGD with momentum on one device; step times and peak RSS as JSON to --out.', { input: { type: 'string', default: '608' }, steps: { type: 'string', default: '3' }, seed: { type: 'string', default: '1' }, out: { type: 'string' } });
 const size = Number(values.input);
 const seed = Number(values.seed);
 const net = withInputSize(presetCfg('yolov2-front').network, size, size);

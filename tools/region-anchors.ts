@@ -3,10 +3,10 @@
 // chooses its priors. Prints the `anchors=` line in grid cells and the mean best IoU of a box with
 // its nearest anchor. Deterministic: seeded k-means++ start, iterated until no box changes cluster.
 //   node dist/region-anchors.js --list data/shapes/train.txt --classes 3 --num 5 --grid 6x6
-import { parseArgs } from 'node:util';
 import { openDetectionList } from '../src/data/detection-set.js';
 import { boxIou } from '../src/eval/box-iou.js';
 import { seededRandom } from '../src/model/weights.js';
+import { toolArgs } from './lib/tool-args.js';
 
 interface Shape {
   readonly w: number;
@@ -45,7 +45,7 @@ function kmeans(shapes: readonly Shape[], k: number, seed: number): { centres: S
 }
 
 try {
-  const { values } = parseArgs({ options: { list: { type: 'string' }, classes: { type: 'string' }, num: { type: 'string' }, grid: { type: 'string' }, seed: { type: 'string' } } });
+  const values = toolArgs('region-anchors', "Anchors for a [region] layer by k-means (distance 1 - IoU) over a detection set's box shapes.", { list: { type: 'string' }, classes: { type: 'string' }, num: { type: 'string' }, grid: { type: 'string' }, seed: { type: 'string' } });
   if (!values.list || !values.classes) throw new Error('needs --list FILE and --classes N');
   const grid = /^(\d+)x(\d+)$/.exec(values.grid ?? '13x13');
   if (!grid) throw new Error(`--grid must look like HxW, got "${values.grid}"`);

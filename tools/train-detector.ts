@@ -8,7 +8,6 @@
 // --weights FILE starts from a whole-model .weights file (with --steps 0: only evaluates it).
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import { openDetectionList } from '../src/data/detection-set.js';
 import { loadDetectionBatch } from '../src/data/load.js';
 import { readNames } from '../src/data/list-file.js';
@@ -22,14 +21,13 @@ import { parseTail } from '../src/model/tail-cfg.js';
 import { INITIAL_GAIN, decodeWeights, encodeWeights, setObjectnessPrior, initialParams, initialTailParams, randomParams, randomTailParams } from '../src/model/weights.js';
 import { applyUpdate, newOptimizerState } from '../src/train/optimizer.js';
 import { runTail } from '../src/train/tail.js';
+import { toolArgs } from './lib/tool-args.js';
 
-const { values } = parseArgs({
-  options: {
+const values = toolArgs('train-detector', "A short single-process training run of a detection model with validation mAP, for choosing a preset's schedule (not the distributed runtime).", {
     model: { type: 'string' }, data: { type: 'string' }, steps: { type: 'string' }, batch: { type: 'string' }, lr: { type: 'string' },
     'burn-in': { type: 'string' }, 'eval-every': { type: 'string' }, seed: { type: 'string' }, save: { type: 'string' },
     init: { type: 'string' }, adam: { type: 'boolean' }, gain: { type: 'string' }, augment: { type: 'boolean' }, weights: { type: 'string' }, 'objectness-prior': { type: 'string' },
-  },
-});
+  });
 const parsed = loadModel(values.model ?? 'yolov2-shapes');
 const tail = parseTail(parsed.tail, parsed.file);
 const base = parsed.network;

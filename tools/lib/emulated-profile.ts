@@ -6,7 +6,8 @@
 // 3. the elementwise rate calibrated as `edge profile` calibrates it, but on real steps of the
 //    emulated device at the real input (1x1 grid, `all` and `each`): whatever of a step the conv and
 //    maxpool kernels do not explain (batch norm and activation loops, copies, per-step work on the
-//    weights) is charged per element so that the model reproduces those steps.
+//    weights) is charged per element so that the model reproduces those steps; where the kernels
+//    alone take longer than those steps, every rate is scaled by one factor instead.
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -29,7 +30,14 @@ export interface CalibrationRun {
 
 export interface Calibration {
   readonly runs: readonly (CalibrationRun & { readonly kernelSeconds: number; readonly elements: number })[];
+  /**
+   * `elementwise`: the time the kernels leave unexplained is charged per element. `speed`: the
+   * kernels alone take longer than the measured steps (the quota gave more than the scaled profile
+   * says), so every rate is multiplied by `speedFactor` for the profile to reproduce the steps.
+   */
+  readonly method: 'elementwise' | 'speed';
   readonly elementwiseGflops: number;
+  readonly speedFactor: number;
 }
 
 /** Predicted 1-device 1x1 step of `grouping` under `profile` (a file). */
@@ -45,7 +53,7 @@ export function predictOne(edge: string, profileFile: string, input: string, gro
  * (its prediction at 1 G elements/s less that with free elementwise passes) over the time the
  * kernels leave unexplained. The sum over `all` and `each`, as `edge profile` does.
  */
-export function calibrateElementwise(edge: string, profile: Json, input: string, runs: readonly CalibrationRun[]): Calibration {
+export function calibrateToSteps(edge: string, profile: Json, input: string, runs: readonly CalibrationRun[]): Calibration {
   const scratch = mkdtempSync(join(tmpdir(), 'edgefuse-calibration-'));
   const withRate = (gflops: number): string => {
     const file = join(scratch, `calibration-${gflops}.json`);
@@ -60,6 +68,17 @@ export function calibrateElementwise(edge: string, profile: Json, input: string,
   });
   const rest = measured.reduce((sum, r) => sum + r.measuredSeconds - r.kernelSeconds, 0);
   const elements = measured.reduce((sum, r) => sum + r.elements, 0);
-  if (!(rest > 0)) throw new Error(`calibration: the kernels alone explain the 1-device steps (${JSON.stringify(measured)})`);
-  return { runs: measured, elementwiseGflops: Number((elements / rest / 1e9).toPrecision(3)) };
+  if (rest > 0) return { runs: measured, method: 'elementwise', elementwiseGflops: Number((elements / rest / 1e9).toPrecision(3)), speedFactor: 1 };
+  const rate = (profile.compute as Json).elementwiseGflops;
+  if (typeof rate !== 'number' || !(rate > 0)) throw new Error(`calibration: the profile has no elementwise rate (${String(rate)})`);
+  const speedFactor = speedFactorFor(measured.map((r) => ({ measuredSeconds: r.measuredSeconds, predictedSeconds: r.kernelSeconds + r.elements / (rate * 1e9) })));
+  return { runs: measured, method: 'speed', elementwiseGflops: Number((rate * speedFactor).toPrecision(3)), speedFactor };
+}
+
+/** The factor on every rate that makes the predicted total of the runs their measured total. */
+export function speedFactorFor(runs: readonly { readonly measuredSeconds: number; readonly predictedSeconds: number }[]): number {
+  const measured = runs.reduce((sum, r) => sum + r.measuredSeconds, 0);
+  const predicted = runs.reduce((sum, r) => sum + r.predictedSeconds, 0);
+  if (!(measured > 0) || !(predicted > 0)) throw new Error(`calibration: no time to fit (${JSON.stringify(runs)})`);
+  return Number((predicted / measured).toPrecision(3));
 }
