@@ -63,7 +63,7 @@ const scaled = {
   link: { ...measured.link, mibPerSecond: Math.round(linkMiB * 10) / 10 },
 };
 interface Candidate { name: string; grid: string; forward: string; backward: string; predicted: number; phases?: { compute: number; exchange: number; reduce: number } }
-function plan(devices: number, fixed: string[] = []): { best: Candidate; runnerUps: Candidate[] } {
+function plan(devices: number, fixed: string[] = []): { best: Candidate; runnerUps: Candidate[]; dataParallel: Candidate | null } {
   const run = spawnSync(process.execPath, [join(dist, 'edge.js'), 'plan', '--devices', String(devices), '--input', `${size}x${size}`, '--profile', profileFile, '--memory-limit', '1G', '--json', ...fixed], { encoding: 'utf8' });
   if (run.status !== 0) throw new Error(`edge plan failed: ${run.stderr.slice(-1000)}`);
   const json = JSON.parse(run.stdout);
@@ -73,7 +73,10 @@ function plan(devices: number, fixed: string[] = []): { best: Candidate; runnerU
     name: c.name, grid: c.grid, forward: c.forwardGroups, backward: c.backwardGroups, predicted: c.stepSeconds,
     phases: { compute: round(c.computeSeconds), exchange: round(c.exchangeSeconds), reduce: round(c.reduceSeconds) },
   });
-  return { best: candidate(json.best), runnerUps: json.runnerUps.map(candidate) };
+  // The data-parallel prediction is per image (the bench's data rows are timed per image).
+  const d = json.dataParallel as { grouping: string; secondsPerImage: number } | null;
+  const dataParallel = d && { name: 'data-parallel', grid: '1x1', forward: d.grouping, backward: d.grouping, predicted: d.secondsPerImage };
+  return { best: candidate(json.best), runnerUps: json.runnerUps.map(candidate), dataParallel };
 }
 
 const emulator = (quota = cpus) => ({ name: 'emulator' as const, flags: ['--cpus', String(quota), '--rate', values.rate!, '--memory', '1G'] });
@@ -161,17 +164,15 @@ function measure(devices: number, c: Candidate, quota = cpus, dataParallel = fal
 }
 
 for (const devices of counts) {
-  const { best, runnerUps } = plan(devices);
+  const { best, runnerUps, dataParallel } = plan(devices);
   const chosen = values.groupings!.split(',');
   const wanted = ['each', 'all', 'reference 0,8,10,12,14', 'reference 1,2,4,8 / ends 1,5,7,9'].filter((name) => chosen.includes(name.split(' ')[0]!));
   const others = wanted.flatMap((name) => runnerUps.find((r) => r.name === name && r.grid === best.grid) ?? runnerUps.find((r) => r.name === name) ?? []);
   const candidates = devices === 1 ? [best] : [...(chosen.includes('planner') ? [{ ...best, name: `planner (${best.name})` }] : []), ...others];
   const runs: { c: Candidate; dataParallel: boolean; rows: Row[] }[] = candidates.map((c) => ({ c, dataParallel: false, rows: [] }));
   // The baseline the tile plans must beat: every device trains one whole image of a batch of N.
-  if (devices > 1 && chosen.includes('data')) {
-    const one = rows.find((r) => r.devices === 1) ?? { forward: 'all', backward: 'all' };
-    runs.push({ c: { name: 'data-parallel', grid: '1x1', forward: one.forward, backward: one.backward, predicted: Number.NaN }, dataParallel: true, rows: [] });
-  }
+  // Its grouping is the one its prediction (edge plan's dataParallel) is for.
+  if (dataParallel && chosen.includes('data')) runs.push({ c: dataParallel, dataParallel: true, rows: [] });
   // Round-robin, so that a slow spell of this shared machine falls on every row alike.
   for (let round = 0; round < repeats; round++) for (const run of runs) run.rows.push(measure(devices, run.c, cpus, run.dataParallel));
   for (const run of runs) rows.push(medianRun(run.rows));
@@ -187,7 +188,7 @@ if (!values['skip-one-core']) {
 const table = rows.map((r) => {
   // Best of the tile groupings: the data-parallel baseline is not a grouping the planner could pick.
   const sameCount = rows.filter((o) => o.devices === r.devices && o.imagesPerStep === 1);
-  const fastest = Math.min(...sameCount.map((o) => o.measuredSeconds));
+  const fastest = sameCount.length > 0 ? Math.min(...sameCount.map((o) => o.measuredSeconds)) : Number.NaN;
   return {
     ...r,
     speedupOverOneDevice: Math.round((single.measuredSeconds / r.measuredSeconds) * 100) / 100,
@@ -209,7 +210,7 @@ const markdown = [
   '',
   '| devices | grouping | grid | s/image (median; range of runs) | predicted | vs best | speedup vs 1 device | vs 1 core | peak RSS (MiB) | memory reduction | MB sent/step |',
   '|---|---|---|---|---|---|---|---|---|---|---|',
-  ...table.map((r) => `| ${r.devices} | ${r.name} | ${r.grid} | ${r.measuredSeconds}${r.measuredRuns.length > 1 ? ` (${Math.min(...r.measuredRuns)}-${Math.max(...r.measuredRuns)})` : ''} | ${Number.isNaN(r.predictedSeconds) ? '-' : `${r.predictedSeconds} (${(r.predictionError * 100).toFixed(0)}%)`} | ${r.slowerThanBestMeasured >= 0 ? '+' : ''}${(r.slowerThanBestMeasured * 100).toFixed(0)}% | ${r.speedupOverOneDevice}x | ${'speedupOverOneCore' in r ? `${r.speedupOverOneCore}x` : '-'} | ${r.peakRssMiB} | ${r.memoryReduction}x | ${r.megabytesPerStep} |`),
+  ...table.map((r) => `| ${r.devices} | ${r.name} | ${r.grid} | ${r.measuredSeconds}${r.measuredRuns.length > 1 ? ` (${Math.min(...r.measuredRuns)}-${Math.max(...r.measuredRuns)})` : ''} | ${Number.isNaN(r.predictedSeconds) ? '-' : `${r.predictedSeconds} (${(r.predictionError * 100).toFixed(0)}%)`} | ${Number.isNaN(r.slowerThanBestMeasured) ? '-' : `${r.slowerThanBestMeasured >= 0 ? '+' : ''}${(r.slowerThanBestMeasured * 100).toFixed(0)}%`} | ${r.speedupOverOneDevice}x | ${'speedupOverOneCore' in r ? `${r.speedupOverOneCore}x` : '-'} | ${r.peakRssMiB} | ${r.memoryReduction}x | ${r.megabytesPerStep} |`),
   '',
   'Where the time went (seconds per step, predicted / measured): compute of the busiest device; exchange waits (predicted: the rest of its step before the exposed reduce; measured: mean over devices); reduce (predicted: exposed after the last window; measured: mean time from the last compute to the last reduction); outside the front (measured: data, tail, optimizer update); CPU the busiest device used over its quota; cores of this machine busy during the run.',
   '',

@@ -1,6 +1,7 @@
 // `edge plan`: predict and choose the grid and groupings for a cluster, without running anything.
 import { parseArgs } from 'node:util';
 import { type PlanCandidate, type PlanResult, NoPlanFitsError } from '../grouping/planner.js';
+import { type DataParallelPrediction, predictDataParallel } from '../grouping/data-parallel.js';
 import type { DeviceProfile } from '../grouping/profile.js';
 import { formatBytes, parseByteSize } from '../memory/estimate.js';
 import type { Network } from '../model/layers.js';
@@ -71,7 +72,16 @@ function candidateJson(c: PlanCandidate) {
   };
 }
 
-function printText(net: Network, devices: number, batch: number, limit: number, profile: DeviceProfile, result: PlanResult, seconds: number): void {
+function dataParallelJson(d: DataParallelPrediction) {
+  return { batch: d.batch, grouping: d.grouping, stepSeconds: d.time.stepSeconds, secondsPerImage: d.secondsPerImage, reduceBytesPerDevice: d.time.reduceBytesPerDevice, peakMemoryBytes: d.memory.peakBytes, fits: d.fits };
+}
+
+function dataParallelLine(d: DataParallelPrediction, best: PlanCandidate, batch: number): string {
+  return `data-parallel (--parallel data --batch ${d.batch} --forward-groups ${d.grouping}): ${d.batch} images per step in ${d.time.stepSeconds.toFixed(2)} s, ` +
+    `${d.secondsPerImage.toFixed(2)} s per image (the plan above: ${(best.time.stepSeconds / batch).toFixed(2)}); ${formatBytes(d.memory.peakBytes)} per device${d.fits ? '' : ', over the limit'}`;
+}
+
+function printText(net: Network, devices: number, batch: number, limit: number, profile: DeviceProfile, result: PlanResult, seconds: number, dataParallel: DataParallelPrediction | null): void {
   const b = result.best;
   const t = b.time;
   const json = candidateJson(b);
@@ -95,6 +105,7 @@ function printText(net: Network, devices: number, batch: number, limit: number, 
         `${c.time.stepSeconds.toFixed(2).padStart(7)} ${c.time.computeSeconds.toFixed(2).padStart(7)} ${c.time.exchangeSeconds.toFixed(2).padStart(6)} ` +
         `${c.time.reduceSeconds.toFixed(2).padStart(6)} ${formatBytes(c.memory.peakBytes).padStart(10)}  ${c.fits ? 'yes' : 'no'}`;
     }),
+    ...(dataParallel ? ['', `  ${dataParallelLine(dataParallel, b, batch)}`] : []),
     '',
     `train with: --grid ${gridText(b)} --forward-groups ${formatGrouping(b.forward)} --backward-groups ${formatGrouping(b.backward)}${batch !== net.hyper.batch ? ` --batch ${batch}` : ''}`,
   ];
@@ -155,6 +166,7 @@ export async function planCommand(argv: string[]): Promise<number> {
   }
   const seconds = (performance.now() - started) / 1000;
   const { net, devices, batch, memoryLimitBytes } = setup;
+  const dataParallel = predictDataParallel(net, devices, batch, profile, memoryLimitBytes);
   if (values.json) {
     console.log(JSON.stringify({
       ok: true,
@@ -162,8 +174,9 @@ export async function planCommand(argv: string[]): Promise<number> {
       profile: profile.name, workers: profile.compute.workers, memoryLimitBytes,
       best: candidateJson(result.best),
       runnerUps: result.runnerUps.map(candidateJson),
+      dataParallel: dataParallel && dataParallelJson(dataParallel),
       search: { gridsConsidered: result.gridsConsidered, gridsSearched: result.gridsSearched, planEvaluations: result.planEvaluations, memoryEvaluations: result.memoryEvaluations, seconds },
     }));
-  } else printText(net, devices, batch, memoryLimitBytes, profile, result, seconds);
+  } else printText(net, devices, batch, memoryLimitBytes, profile, result, seconds, dataParallel);
   return 0;
 }

@@ -19,7 +19,7 @@
 // Not modelled: the tail and its gather/scatter, data loading, the optimizer update, and per-tile
 // (rather than per-device) arrival of halos.
 import { estimateDeviceMemory } from '../memory/estimate.js';
-import { type TilePlan, exchangeRegions, tilesOfDevice, weightBucketLength } from '../tiles/plan.js';
+import { type TilePlan, clusterSize, exchangeRegions, tilesOfDevice, weightBucketLength } from '../tiles/plan.js';
 import { type CostContext, backwardTaskFlops, backwardTaskSeconds, forwardTaskFlops, forwardTaskSeconds, scheduleTasks } from './compute-cost.js';
 import type { DeviceProfile } from './profile.js';
 import { type DeviceTraffic, exchangeWaitSeconds, handlingSeconds, linkSeconds, ringAllReduceCost, stripTraffic } from './traffic.js';
@@ -54,7 +54,7 @@ export interface StepPrediction {
   readonly computeSeconds: number;
   readonly exchangeSeconds: number;
   readonly reduceSeconds: number;
-  /** Bytes each device sends (and receives) in the weight all-reduce. */
+  /** Bytes each device sends (and receives) in the weight all-reduce (over every device of the cluster, replicas included). */
   readonly reduceBytesPerDevice: number;
   /** FLOPs over all devices divided by the FLOPs of the unpartitioned step. */
   readonly redundancy: number;
@@ -185,7 +185,8 @@ export function predictStep(plan: TilePlan, profile: DeviceProfile): StepPredict
       return Math.max(computed[d]!.end, arrival(link, partialsOut, grad, profile, d));
     });
     if (grad) delayRing(link, partialsOut, grad, profile);
-    const ring = ringAllReduceCost(bucketFloats(plan, w.group.first, w.group.last), n, profile.link);
+    // The ring spans the whole cluster: data-parallel replicas of the plan reduce with each other.
+    const ring = ringAllReduceCost(bucketFloats(plan, w.group.first, w.group.last), clusterSize(plan), profile.link);
     if (ring.seconds > 0) {
       link.ringEnd = Math.max(link.ringEnd, ...done) + ring.seconds;
       link.ringRound = ring.seconds / ring.rounds;

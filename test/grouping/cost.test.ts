@@ -61,6 +61,17 @@ t.test('one group over two devices: redundant compute, no strips, the reduce at 
   t.same(p.devices.map((d) => d.flops), [13248, 13248]);
 });
 
+t.test('data-parallel replicas: each computes the whole step, the ring spans the replicas', async (t) => {
+  // Two replicas of a 1x1 plan, one image each: the unpartitioned FLOPs (25344) per device, then a
+  // ring of 2 over the 77 weight floats.
+  const plan = buildTilePlan({ net: TWO_CONVS, grid: { rows: 1, cols: 1 }, devices: 1, replicas: 2, batch: 1, forwardGroups: parseGrouping('all', 2), backwardGroups: parseGrouping('all', 2) });
+  const p = predictStep(plan, UNIT);
+  const reduceBytes = (2 * 77 * 4) / 2;
+  t.equal(p.reduceBytesPerDevice, reduceBytes);
+  t.ok(Math.abs(p.stepSeconds - (25344 / 1e9 + reduceBytes / MIB)) < 1e-12, `step ${p.stepSeconds}`);
+  t.equal(predictStep(planFor(TWO_CONVS, '1x1', 1, 'all'), UNIT).reduceBytesPerDevice, 0, 'one device alone reduces nothing');
+});
+
 t.test('a group per layer: halo and gradient strips, partial gradients leaving early, overlapped reduce', async (t) => {
   const plan = planFor(TWO_CONVS, '1x2', 2, 'each');
   const p = predictStep(plan, UNIT);

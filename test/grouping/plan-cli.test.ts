@@ -29,6 +29,8 @@ t.test('--json prints one object: the choice, its split and memory, and the runn
     t.ok(r.stepSeconds >= best.stepSeconds - 1e-12, `${name} ${r.stepSeconds} >= ${best.stepSeconds}`);
   }
   t.ok(out.search.gridsConsidered >= 1 && out.search.planEvaluations >= 1);
+  t.match(out.dataParallel, { batch: 4, grouping: /^(all|each)$/, fits: Boolean });
+  t.ok(Math.abs(out.dataParallel.secondsPerImage * 4 - out.dataParallel.stepSeconds) < 1e-9 && out.dataParallel.reduceBytesPerDevice > 0, 'data-parallel: 4 images per step, an all-reduce');
 });
 
 t.test('the text report names the choice and how to train with it', async (t) => {
@@ -38,6 +40,7 @@ t.test('the text report names the choice and how to train with it', async (t) =>
   t.match(run.stdout, /forward groups {3}0,1,2,3,4\n/);
   t.match(run.stdout, /step {13}[\d.]+ s = compute [\d.]+ \+ exchange waits [\d.]+ \+ exposed reduce [\d.]+/);
   t.match(run.stdout, /train with: --grid 2x2 --forward-groups 0,1,2,3,4 --backward-groups [\d,]+/);
+  t.match(run.stdout, /data-parallel \(--parallel data --batch 2 --forward-groups (all|each)\): 2 images per step in [\d.]+ s, [\d.]+ s per image \(the plan above: [\d.]+\)/);
 });
 
 t.test('bad input exits 2 naming it; nothing fitting exits 1 naming the smallest peak', async (t) => {
