@@ -7,7 +7,7 @@ import { availableParallelism } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseByteSize } from '../src/memory/estimate.js';
-import { runDevices } from './lib/device-processes.js';
+import { LEAN_RUNTIME, runDevices } from './lib/device-processes.js';
 import { setUpCluster } from './lib/emulated-cluster.js';
 
 const HELP = `Usage: npm run emulate -- [--devices N] [--rate R] [--cpus C] [--memory SIZE] [edge flags]
@@ -18,6 +18,7 @@ through a bridge by a veth link shaped with tbf, and in cgroups with a CPU quota
   --rate R        link rate in each direction, tc syntax (default 100mbit: Pi 3 Ethernet)
   --cpus C        CPU cores per device (default: this machine's cores / N, so devices never contend)
   --memory SIZE   memory cap per device (default 1G: a Pi 3)
+  --lean-runtime  start devices as MALLOC_ARENA_MAX=1 node --max-semi-space-size=1 (less memory)
 Needs root. Other flags go to every device (see node dist/edge.js --help); --peers and --rank are set here.`;
 
 const argv = process.argv.slice(2);
@@ -27,9 +28,11 @@ if (argv.includes('--help')) {
 }
 const own = new Map<string, string>();
 const edgeFlags: string[] = [];
+let lean = false;
 for (let i = 0; i < argv.length; i++) {
   const flag = argv[i]!;
-  if (['--devices', '--rate', '--cpus', '--memory'].includes(flag)) {
+  if (flag === '--lean-runtime') lean = true;
+  else if (['--devices', '--rate', '--cpus', '--memory'].includes(flag)) {
     if (argv[i + 1] === undefined) {
       console.error(`emulator: ${flag} needs a value`);
       process.exit(2);
@@ -59,6 +62,7 @@ try {
   process.exit(2);
 }
 const edge = join(dirname(fileURLToPath(import.meta.url)), 'edge.js');
+const runtime = lean ? LEAN_RUNTIME : { nodeFlags: [], env: {} };
 const secret = randomBytes(16).toString('hex');
 console.error(`emulator: ${devices} devices, ${spec.cpus.toFixed(2)} cores, ${own.get('--memory') ?? '1G'} and a ${spec.rate} link each; peers ${cluster.peers}`);
 let code = 1;
@@ -67,8 +71,8 @@ try {
     devices,
     name: 'emulator',
     command: (rank) => ({
-      ...cluster.wrap(rank, [process.execPath, edge, '--peers', cluster.peers, '--rank', String(rank), '--listen', '0.0.0.0', ...edgeFlags]),
-      env: { ...process.env, EDGE_SECRET: secret },
+      ...cluster.wrap(rank, [process.execPath, ...runtime.nodeFlags, edge, '--peers', cluster.peers, '--rank', String(rank), '--listen', '0.0.0.0', ...edgeFlags]),
+      env: { ...process.env, ...runtime.env, EDGE_SECRET: secret },
     }),
   });
   for (let rank = 0; rank < devices; rank++) console.error(`emulator: rank ${rank} peak memory (cgroup) ${(cluster.peakMemoryBytes(rank) / 2 ** 20).toFixed(1)} MiB`);

@@ -51,11 +51,13 @@ function emulationUnavailable(): string | false {
 const unavailable = emulationUnavailable();
 
 t.test('as root: 3 emulated devices train and leave nothing behind', { skip: unavailable }, async (t) => {
-  const run = spawnSync(process.execPath, ['dist/emulator.js', '--devices', '3', '--model', 'tiny', '--steps', '2'], { encoding: 'utf8', env: bundleEnv(), timeout: 180_000 });
+  // Lean runtime: the flag and the variable reach the device processes through namespace and cgroup.
+  const run = spawnSync(process.execPath, ['dist/emulator.js', '--devices', '3', '--lean-runtime', '--model', 'tiny', '--steps', '2'], { encoding: 'utf8', env: bundleEnv(), timeout: 180_000 });
   t.equal(run.status, 0, 'the emulator exits 0');
   if (run.status !== 0) t.comment(run.stderr.slice(-2000));
   t.match(run.stderr, /emulator: 3 devices, [\d.]+ cores, 1G and a 100mbit link each; peers 10\.88\.0\.1:9000,10\.88\.0\.2:9000,10\.88\.0\.3:9000/);
   t.match(run.stderr, /\[rank 2\] done: 2 steps/);
+  t.equal((run.stderr.match(/\] runtime: .*flags --max-semi-space-size=1, MALLOC_ARENA_MAX 1$/gm) ?? []).length, 3, 'every device runs lean');
   t.match(run.stderr, /emulator: rank 0 peak memory \(cgroup\) [\d.]+ MiB/);
   t.same(leftovers(), { namespaces: [], cgroups: [] }, 'no namespace or cgroup left');
 });
