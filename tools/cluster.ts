@@ -6,7 +6,7 @@ import { createServer } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { mkdirSync } from 'node:fs';
-import { LEAN_RUNTIME, runDevices } from './lib/device-processes.js';
+import { deviceRuntime, runDevices } from './lib/device-processes.js';
 import { JobProgress } from './lib/job-progress.js';
 import { summarise } from './lib/job-summary.js';
 
@@ -37,7 +37,7 @@ if (argv.includes('--help')) {
     `Without edge flags it runs the default job: ${DEFAULT_JOB.join(' ')}.\nSee node dist/edge.js --help for the flags.`);
   process.exit(0);
 }
-// --lean-runtime: one malloc arena and 1 MiB semi-spaces per device process (see LEAN_RUNTIME).
+// --lean-runtime: one malloc arena and 1 MiB semi-spaces per device process (see deviceRuntime).
 const lean = argv.includes('--lean-runtime');
 const launcherArgv = argv.filter((a) => a !== '--lean-runtime');
 const at = launcherArgv.indexOf('--devices');
@@ -62,7 +62,7 @@ while (ports.length < devices) {
 const peers = ports.map((p) => `127.0.0.1:${p}`).join(',');
 const secret = randomBytes(16).toString('hex');
 const edge = join(dirname(fileURLToPath(import.meta.url)), 'edge.js');
-const runtime = lean ? LEAN_RUNTIME : { nodeFlags: [], env: {} };
+const runtime = deviceRuntime(lean);
 const envText = Object.entries(runtime.env).map(([k, v]) => `${k}=${v} `).join('');
 console.error(`cluster: ${devices} device${devices === 1 ? '' : 's'} on ${peers}\ncluster: ${envText}node ${[...runtime.nodeFlags, ''].join(' ')}dist/edge.js --peers ${peers} --rank I ${flags.join(' ')}`);
 

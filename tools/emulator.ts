@@ -7,7 +7,7 @@ import { availableParallelism } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseByteSize } from '../src/memory/estimate.js';
-import { LEAN_RUNTIME, runDevices } from './lib/device-processes.js';
+import { deviceRuntime, runDevices } from './lib/device-processes.js';
 import { setUpCluster } from './lib/emulated-cluster.js';
 
 const HELP = `Usage: npm run emulate -- [--devices N] [--rate R] [--cpus C] [--memory SIZE] [edge flags]
@@ -62,7 +62,7 @@ try {
   process.exit(2);
 }
 const edge = join(dirname(fileURLToPath(import.meta.url)), 'edge.js');
-const runtime = lean ? LEAN_RUNTIME : { nodeFlags: [], env: {} };
+const runtime = deviceRuntime(lean);
 const secret = randomBytes(16).toString('hex');
 console.error(`emulator: ${devices} devices, ${spec.cpus.toFixed(2)} cores, ${own.get('--memory') ?? '1G'} and a ${spec.rate} link each; peers ${cluster.peers}`);
 let code = 1;

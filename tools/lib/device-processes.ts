@@ -15,7 +15,12 @@ export interface DeviceCommand {
  * to 16 MiB per isolate. Both must be set before the process starts. On 4 local devices (608x608,
  * 2x2) peak RSS 281-301 -> 236-255 MiB per device, step time within this machine's noise (+0-6%).
  */
-export const LEAN_RUNTIME = { nodeFlags: ['--max-semi-space-size=1'], env: { MALLOC_ARENA_MAX: '1' } } as const;
+const LEAN_RUNTIME = { nodeFlags: ['--max-semi-space-size=1'], env: { MALLOC_ARENA_MAX: '1' } };
+const DEFAULT_RUNTIME = { nodeFlags: [], env: {} };
+
+/** Node flags (before the script) and environment of a device process, lean or as Node defaults them. */
+export const deviceRuntime = (lean: boolean): { readonly nodeFlags: readonly string[]; readonly env: Readonly<Record<string, string>> } =>
+  (lean ? LEAN_RUNTIME : DEFAULT_RUNTIME);
 
 export interface RunOptions {
   readonly devices: number;
