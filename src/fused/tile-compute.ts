@@ -120,37 +120,42 @@ export interface ForwardBuffers {
   readonly output?: Float32Array;
 }
 
+/** Layer l forward over its held output region, band by band: its stash into `kept`, its output into `output`. */
+function forwardLayer(ctx: ComputeContext, regions: FusedRegions, l: number, input: MapView, kept: MapView | undefined, output: MapView | undefined): void {
+  const layer = ctx.layers[l]!;
+  const t = layer.kind === 'conv' ? { ...ctx.params.affine[l]!, filter: ctx.params.filter(l) } : null;
+  for (const band of bandsOf(ctx, regions, l)) {
+    const padded = paddedBand(ctx, regions, l, input, band);
+    if (layer.kind === 'maxpool') {
+      const y = maxpoolForward(layer, padded);
+      if (kept) writeRows(y, kept, band.start);
+      if (output) writeRows(y, output, band.start);
+      tf.dispose([padded, y]);
+      continue;
+    }
+    const conv = convolve(layer, t!, padded);
+    padded.dispose();
+    const preNorm = stashesPreNorm(layer);
+    if (kept && preNorm) writeRows(conv, kept, band.start);
+    if (output || (kept && !preNorm)) {
+      const y = normalizeActivate(layer, t!, conv);
+      if (kept && !preNorm) writeRows(y, kept, band.start);
+      if (output) writeRows(y, output, band.start);
+      y.dispose();
+    }
+    conv.dispose();
+  }
+  t?.filter.dispose();
+}
+
 export function forwardTile(ctx: ComputeContext, regions: FusedRegions, buffers: ForwardBuffers): void {
   let input = mapView(ctx, regions, regions.firstLayer, buffers.input);
   for (let l = regions.firstLayer; l <= regions.lastLayer; l++) {
-    const layer = ctx.layers[l]!;
     const stash = buffers.stash(l);
     if (!stash && l < regions.lastLayer) throw new Error(`forward of layer ${l} has no buffer for what the next layer reads`);
     const kept = stash && mapView(ctx, regions, l + 1, stash);
     const output = l === regions.lastLayer && buffers.output ? mapView(ctx, regions, l + 1, buffers.output) : undefined;
-    const t = layer.kind === 'conv' ? { ...ctx.params.affine[l]!, filter: ctx.params.filter(l) } : null;
-    for (const band of bandsOf(ctx, regions, l)) {
-      const padded = paddedBand(ctx, regions, l, input, band);
-      if (layer.kind === 'maxpool') {
-        const y = maxpoolForward(layer, padded);
-        if (kept) writeRows(y, kept, band.start);
-        if (output) writeRows(y, output, band.start);
-        tf.dispose([padded, y]);
-        continue;
-      }
-      const conv = convolve(layer, t!, padded);
-      padded.dispose();
-      const preNorm = stashesPreNorm(layer);
-      if (kept && preNorm) writeRows(conv, kept, band.start);
-      if (output || (kept && !preNorm)) {
-        const y = normalizeActivate(layer, t!, conv);
-        if (kept && !preNorm) writeRows(y, kept, band.start);
-        if (output) writeRows(y, output, band.start);
-        y.dispose();
-      }
-      conv.dispose();
-    }
-    t?.filter.dispose();
+    forwardLayer(ctx, regions, l, input, kept, output);
     if (kept) input = kept;
   }
 }
@@ -159,6 +164,11 @@ export interface BackwardBuffers {
   /** The run's input over regions.held[0] (the first layer's input). */
   readonly input: Float32Array;
   readonly stash: (layer: number) => Float32Array;
+  /**
+   * Layers whose stash buffer is empty at the start: each is recomputed from the layer's input, the
+   * same ops over the same bands as forward (so the same bits), when backward first reads it.
+   */
+  readonly recompute?: ReadonlySet<number>;
   /** The gradient of the outputs the tile owns, over the last held region (overwritten: see below). */
   readonly outputGradient: Float32Array;
   /** Receives the partial gradient over the held region at map `fromLayer`; absent when not wanted. */
@@ -180,10 +190,18 @@ export interface BackwardBuffers {
 export function backwardTile(ctx: ComputeContext, regions: FusedRegions, fromLayer: number, buffers: BackwardBuffers, onPartial: () => void): void {
   const map = (m: number, data: Float32Array): MapView => mapView(ctx, regions, m, data);
   let dy = map(regions.lastLayer + 1, buffers.outputGradient);
+  const pending = new Set(buffers.recompute);
+  const recomputed = (l: number): Float32Array => {
+    if (pending.delete(l)) {
+      const input = l === regions.firstLayer ? buffers.input : recomputed(l - 1);
+      forwardLayer(ctx, regions, l, map(l, input), map(l + 1, buffers.stash(l)), undefined);
+    }
+    return buffers.stash(l);
+  };
   for (let l = regions.lastLayer; l >= fromLayer; l--) {
     const layer = ctx.layers[l]!;
-    const input = map(l, l === regions.firstLayer ? buffers.input : buffers.stash(l - 1));
-    const kept = map(l + 1, buffers.stash(l));
+    const input = map(l, l === regions.firstLayer ? buffers.input : recomputed(l - 1));
+    const kept = map(l + 1, recomputed(l));
     const bands = bandsOf(ctx, regions, l);
     // The input gradient, summed over bands (their input rows overlap by size - stride).
     const dInputData = l > fromLayer ? buffers.gradient(l) : buffers.partial;

@@ -6,12 +6,15 @@ import { type FrontLayer, type MapShape, type Network, forwardFlops } from '../m
 import type { FusedRegions } from '../tiles/fused-regions.js';
 import { type Region, regionArea, regionHeight, regionWidth } from '../tiles/region.js';
 import { type DeviceProfile, convRule } from './profile.js';
+import { recomputesStash } from '../tiles/plan.js';
 
 export interface CostContext {
   readonly net: Network;
   readonly maps: readonly MapShape[];
   readonly batch: number;
   readonly profile: DeviceProfile;
+  /** The plan's (tiles/plan.ts recomputesStash). */
+  readonly recomputeStashFlops: number;
 }
 
 const GIGA = 1e9;
@@ -71,6 +74,16 @@ export function forwardTaskSeconds(ctx: CostContext, regions: FusedRegions): num
   return ctx.profile.compute.taskOverheadMs / 1000 + forwardLayersSeconds(ctx, regions);
 }
 
+/** A reusing window still recomputes its cheap stashes (tiles/plan.ts recomputesStash). */
+function cheapStashesSeconds(ctx: CostContext, regions: FusedRegions): number {
+  let seconds = 0;
+  for (let l = regions.firstLayer; l <= regions.lastLayer; l++) {
+    const i = l - regions.firstLayer;
+    if (recomputesStash(ctx, l)) seconds += layerForwardSeconds(ctx, l, regions.read[i]!, regions.held[i + 1]!);
+  }
+  return seconds;
+}
+
 function forwardLayersSeconds(ctx: CostContext, regions: FusedRegions): number {
   let seconds = 0;
   for (let l = regions.firstLayer; l <= regions.lastLayer; l++) {
@@ -92,7 +105,7 @@ export interface TaskSeconds {
  * at `fromLayer` is computed unless `fromLayer` is the network's first layer.
  */
 export function backwardTaskSeconds(ctx: CostContext, regions: FusedRegions, fromLayer: number, recompute: boolean): TaskSeconds {
-  let total = ctx.profile.compute.taskOverheadMs / 1000 + (recompute ? forwardLayersSeconds(ctx, regions) : 0);
+  let total = ctx.profile.compute.taskOverheadMs / 1000 + (recompute ? forwardLayersSeconds(ctx, regions) : cheapStashesSeconds(ctx, regions));
   let afterPartial = 0;
   for (let l = regions.lastLayer; l >= fromLayer; l--) {
     const i = l - regions.firstLayer;
@@ -142,6 +155,7 @@ export function backwardTaskFlops(ctx: CostContext, regions: FusedRegions, fromL
   for (let l = regions.lastLayer; l >= fromLayer; l--) {
     const f = layerFlops(ctx, l, regions.held[l + 1 - regions.firstLayer]!);
     flops += ctx.net.layers[l]!.kind === 'maxpool' ? f : (l > 0 ? 2 : 1) * f;
+    if (!recompute && recomputesStash(ctx, l)) flops += f;
   }
   return flops;
 }

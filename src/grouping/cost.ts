@@ -75,7 +75,7 @@ export interface PlanPrediction {
   readonly memory: MemoryPrediction;
 }
 
-export const costContext = (plan: TilePlan, profile: DeviceProfile): CostContext => ({ net: plan.net, maps: plan.maps, batch: plan.batch, profile });
+export const costContext = (plan: TilePlan, profile: DeviceProfile): CostContext => ({ net: plan.net, maps: plan.maps, batch: plan.batch, profile, recomputeStashFlops: plan.recomputeStashFlops });
 
 /** Every exchange point of the step with its per-device traffic, in step order. */
 export function planExchanges(plan: TilePlan, profile: DeviceProfile): ExchangePointTraffic[] {
@@ -226,7 +226,8 @@ export function predictStep(plan: TilePlan, profile: DeviceProfile): StepPredict
 
 /** FLOPs of one step of the whole front on one device, without tiles: the baseline of `redundancy`. */
 export function unpartitionedFlops(plan: TilePlan, profile: DeviceProfile): number {
-  const ctx = costContext(plan, profile);
+  // The plain network's FLOPs: a recomputed stash is redundant work like a recomputed overlap.
+  const ctx = { ...costContext(plan, profile), recomputeStashFlops: 0 };
   const whole = (m: number) => ({ rows: { start: 0, end: plan.maps[m]!.height }, cols: { start: 0, end: plan.maps[m]!.width } });
   const last = plan.net.layers.length - 1;
   const regions = {

@@ -11,7 +11,7 @@ import type { Network } from '../model/layers.js';
 import { type FusedRegions, fusedRegions } from '../tiles/fused-regions.js';
 import { type Grid, tileCount } from '../tiles/grid.js';
 import { parseGrouping } from '../tiles/groups.js';
-import { buildTilePlan, planCore, tilesOfDevice, weightBucketLength } from '../tiles/plan.js';
+import { buildTilePlan, planCore, recomputesStash, tilesOfDevice, weightBucketLength } from '../tiles/plan.js';
 import { regionArea } from '../tiles/region.js';
 import { type CostContext, type TaskSeconds, layerBackwardSeconds, layerForwardSeconds, scheduleTasks } from './compute-cost.js';
 import type { DeviceProfile } from './profile.js';
@@ -58,7 +58,7 @@ export function buildGroupTables(net: Network, grid: Grid, devices: number, batc
   const base = buildTilePlan({ net, grid, devices, batch, forwardGroups: parseGrouping('each', L), backwardGroups: parseGrouping('each', L) });
   const { maps, tileDevice } = base;
   const tiles = tileCount(grid);
-  const ctx: CostContext = { net, maps, batch, profile };
+  const ctx: CostContext = { net, maps, batch, profile, recomputeStashFlops: base.recomputeStashFlops };
   const deviceTiles = Array.from({ length: devices }, (_, d) => tilesOfDevice(base, d));
   /** walks[b][t]: regions of tile t through layers 0..b. */
   const walks = net.layers.map((_, b) => Array.from({ length: tiles }, (_, t) => fusedRegions(net.layers, maps, 0, b, planCore(base, b + 1, t))));
@@ -77,6 +77,11 @@ export function buildGroupTables(net: Network, grid: Grid, devices: number, batc
     for (let l = a; l <= b; l++) floats += weightBucketLength(base, l) ?? 0;
     return floats;
   };
+
+  // What a window over a..b that reuses forward spends recomputing its cheap stashes (plan.ts recomputesStash).
+  const cheapLayers = net.layers.flatMap((_, l) => (recomputesStash(base, l) ? [l] : []));
+  const cheapStashes = (w: WalkSeconds, a: number, b: number): number =>
+    cheapLayers.reduce((sum, l) => (l >= a && l <= b ? sum + w.forward[l + 1]! - w.forward[l]! : sum), 0);
 
   // Strips into the extended input at map a of groups ending at b (halo and recompute input alike),
   // and partial gradients from it back into the cores.
@@ -116,7 +121,10 @@ export function buildGroupTables(net: Network, grid: Grid, devices: number, batc
         const tasks: TaskSeconds[] = deviceTiles[d]!.map((t) => ({ total: taskOverhead + seconds[b]![t]!.forward[b + 1]! - seconds[b]![t]!.forward[a]!, afterPartial: 0 }));
         worst = Math.max(worst, halo[d]! + scheduleTasks(tasks, profile).makespan);
         let floats = 0;
-        for (const t of deviceTiles[d]!) for (let m = a; m <= b + 1; m++) floats += regionArea(walks[b]![t]!.held[m]!) * floatsPerPixel(m);
+        // The maps a reusing window keeps: the input and every stash but the cheap ones it recomputes.
+        for (const t of deviceTiles[d]!) {
+          for (let m = a; m <= b + 1; m++) if (m === a || m === b + 1 || !cheapLayers.includes(m - 1)) floats += regionArea(walks[b]![t]!.held[m]!) * floatsPerPixel(m);
+        }
         keptWorst = Math.max(keptWorst, floats * 4);
       }
       forward[a * L + b] = worst;
@@ -129,7 +137,7 @@ export function buildGroupTables(net: Network, grid: Grid, devices: number, batc
         for (let d = 0; d < devices; d++) {
           const tasks: TaskSeconds[] = deviceTiles[d]!.map((t) => {
             const w = seconds[b]![t]!;
-            const recomputeSeconds = recompute ? w.forward[b + 1]! - w.forward[r]! : 0;
+            const recomputeSeconds = recompute ? w.forward[b + 1]! - w.forward[r]! : cheapStashes(w, a, b);
             return { total: taskOverhead + recomputeSeconds + w.backward[b + 1]! - w.backward[a]!, afterPartial: a > 0 ? w.filter[a]! : 0 };
           });
           const schedule = scheduleTasks(tasks, profile);

@@ -20,6 +20,8 @@ export interface BackwardTask {
   readonly fromLayer: number;
   readonly input: BufferLocation;
   readonly stash: Readonly<Record<number, BufferLocation>>;
+  /** Layers whose stash buffer holds nothing yet: backward recomputes it from the layer's input. */
+  readonly recompute: readonly number[];
   readonly outputGradient: BufferLocation;
   readonly partial: BufferLocation | null;
   /** By map m, first layer < m <= last layer: the gradient between the window's layers. */
@@ -52,6 +54,7 @@ export function runTask(ctx: ComputeContext, views: Views, task: ComputeTask, on
   backwardTile(ctx, task.regions, task.fromLayer, {
     input: views(task.input),
     stash: (l) => views(pick(task.stash, l, 'stash buffer for layer')),
+    recompute: new Set(task.recompute),
     outputGradient: views(task.outputGradient),
     ...(task.partial ? { partial: views(task.partial) } : {}),
     gradient: (m) => views(pick(task.gradients, m, 'gradient buffer for map')),

@@ -7,7 +7,7 @@
 import type { BufferLocation, DeviceArenas } from '../memory/arena.js';
 import { bufferKeys, windowGradientBuffer } from '../memory/arena-plan.js';
 import type { Exchange } from '../peers/exchange.js';
-import { type TilePlan, planCore, tilesOfDevice, weightBucketLength } from '../tiles/plan.js';
+import { type TilePlan, planCore, recomputesStash, tilesOfDevice, weightBucketLength } from '../tiles/plan.js';
 import type { Region } from '../tiles/region.js';
 import type { ComputeEngine } from './compute-engine.js';
 import { weightBucket } from './plan-messages.js';
@@ -112,8 +112,9 @@ export async function runDeviceStep(runtime: DeviceRuntime, exchange: Exchange, 
         kind: 'forward',
         regions,
         input: at(keys.groupInput(g, tile)),
-        // Backward reuses the stash, or only the next layer reads each layer's output (arena-plan.ts).
-        stash: layersOf(group.first, keepForward.has(g) ? group.last : group.last - 1, (l) => keys.groupStash(g, tile, l)),
+        // Backward reuses the stash, or only the next layer reads each layer's output (arena-plan.ts);
+        // a stash backward recomputes is not written by the last layer.
+        stash: layersOf(group.first, keepForward.has(g) && !recomputesStash(plan, group.last) ? group.last : group.last - 1, (l) => keys.groupStash(g, tile, l)),
         output: at(keys.groupOutput(g, tile)),
       });
     }));
@@ -140,9 +141,11 @@ export async function runDeviceStep(runtime: DeviceRuntime, exchange: Exchange, 
       const regions = window.regions[tile]!;
       let input: BufferLocation;
       let stash: Record<number, BufferLocation>;
+      const recompute: number[] = [];
       if (window.reuseForward !== null) {
         input = at(keys.groupInput(window.reuseForward, tile));
-        stash = layersOf(group.first, group.last, (l) => keys.groupStash(window.reuseForward!, tile, l));
+        for (let l = group.first; l <= group.last; l++) if (recomputesStash(plan, l)) recompute.push(l);
+        stash = layersOf(group.first, group.last, (l) => (recompute.includes(l) ? keys.windowStash(h, tile, l) : keys.groupStash(window.reuseForward!, tile, l)));
       } else {
         const from = window.recomputeFrom;
         input = at(keys.windowInput(h, tile));
@@ -165,7 +168,7 @@ export async function runDeviceStep(runtime: DeviceRuntime, exchange: Exchange, 
         sent.catch(() => undefined); // awaited after the task; a peer failure must not surface as unhandled meanwhile
       };
       await engine.run({
-        kind: 'backward', regions, fromLayer: group.first, input, stash,
+        kind: 'backward', regions, fromLayer: group.first, input, stash, recompute,
         outputGradient: at(keys.windowOutputGradient(h, tile)), partial, gradients, weights,
       }, partial && overlap ? send : undefined);
       if (partial && !overlap) send();

@@ -4,7 +4,7 @@
 // could not reuse a group's short-lived buffers for another group's: at 608x608 that costs 2x.) Each
 // buffer names the group it belongs to, for reporting. Pure: sizes come from the tile plan only, so
 // the plan's memory is known before anything is allocated.
-import { type TilePlan, exchangeStrips, planCore, tilesOfDevice, weightBucketLength } from '../tiles/plan.js';
+import { type TilePlan, exchangeStrips, planCore, recomputesStash, tilesOfDevice, weightBucketLength } from '../tiles/plan.js';
 import { type Region, regionArea } from '../tiles/region.js';
 
 /** Buffers start on 64-byte boundaries (16 floats): cache lines, and aligned Float32Array views. */
@@ -146,6 +146,7 @@ export const bufferKeys = {
    */
   groupOutput: (g: number, tile: number) => `forward ${g}/tile ${tile}/output`,
   windowInput: (h: number, tile: number) => `backward ${h}/tile ${tile}/input`,
+  /** Layer l's stash as window h recomputes it (every layer of a recomputing window, cheap ones of a reusing one). */
   windowStash: (h: number, tile: number, layer: number) => `backward ${h}/tile ${tile}/stash ${layer}`,
   /** The loss gradient over the core of backward window h's output map. */
   windowOutputGradient: (h: number, tile: number) => `backward ${h}/tile ${tile}/output gradient`,
@@ -219,9 +220,12 @@ export function planDeviceArenas(plan: TilePlan, rank: number, options: ArenaPla
       const inputFrom = g === 0 ? 0 : time.forward(g - 1, plan.forwardGroups[g - 1]!.first);
       const inputUntil = keptBy === undefined ? time.forward(g, group.first) : time.backward(keptBy, group.first);
       requests.push({ key: bufferKeys.groupInput(g, tile), owner, floats: regionFloats(plan, group.first, regions.held[0]!), first: inputFrom, last: inputUntil });
-      // Layer l's stash is read by layer l + 1 (forward, and backward as its input) and by l's backward.
+      // Layer l's stash is read by layer l + 1 (forward, and backward as its input) and by l's backward,
+      // unless backward recomputes it (then the last layer's is not written at all).
       for (let l = group.first; l <= (keptBy === undefined ? last - 1 : last); l++) {
-        const until = keptBy === undefined ? time.forward(g, l + 1) : time.backward(keptBy, l);
+        const recomputed = keptBy !== undefined && recomputesStash(plan, l);
+        if (recomputed && l === last) continue;
+        const until = keptBy === undefined || recomputed ? time.forward(g, l + 1) : time.backward(keptBy, l);
         requests.push({ key: bufferKeys.groupStash(g, tile, l), owner, floats: regionFloats(plan, l + 1, regions.held[l + 1 - group.first]!), first: time.forward(g, l), last: until });
       }
       requests.push({ key: bufferKeys.groupOutput(g, tile), owner, floats: regionFloats(plan, last + 1, planCore(plan, last + 1, tile)), first: time.forward(g, last), last: outputUntil });
@@ -245,6 +249,15 @@ export function planDeviceArenas(plan: TilePlan, rank: number, options: ArenaPla
           // Read by layer l's backward, or (below the window) as the input of the next layer's recompute and backward.
           const until = l >= group.first ? backward(l) : l === group.first - 1 ? backward(group.first) : time.recompute(h, l + 1);
           requests.push({ key: bufferKeys.windowStash(h, tile, l), owner, floats: regionFloats(plan, l + 1, regions.held[l + 1 - regions.firstLayer]!), first: time.recompute(h, l), last: until });
+        }
+      } else {
+        // A cheap stash is recomputed when first read: by the next layer's backward (as its input),
+        // else its own; a run of cheap layers all at once, when the top one is first read.
+        for (let l = group.first; l <= group.last; l++) {
+          if (!recomputesStash(plan, l)) continue;
+          let top = l;
+          while (top < group.last && recomputesStash(plan, top + 1)) top++;
+          requests.push({ key: bufferKeys.windowStash(h, tile, l), owner, floats: regionFloats(plan, l + 1, regions.held[l + 1 - regions.firstLayer]!), first: backward(Math.min(top + 1, group.last)), last: backward(l) });
         }
       }
       const gradients = new Map<number, { floats: number; first: number; last: number }>();

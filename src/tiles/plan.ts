@@ -40,6 +40,11 @@ export interface TilePlan {
    * images of its own through this one-device plan and summing gradients with the others.
    */
   readonly replicas: number;
+  /**
+   * A window that reuses its forward group recomputes the stash of each conv whose FLOPs per stashed
+   * value are at most this, instead of keeping it (recomputesStash; 0 keeps every stash).
+   */
+  readonly recomputeStashFlops: number;
 }
 
 export interface PlanRequest {
@@ -51,6 +56,8 @@ export interface PlanRequest {
   readonly backwardGroups: readonly LayerGroup[];
   readonly tail?: readonly TailLayer[];
   readonly replicas?: number;
+  /** Default CHEAP_STASH_FLOPS_PER_VALUE. */
+  readonly recomputeStashFlops?: number;
 }
 
 export function buildTilePlan(request: PlanRequest): TilePlan {
@@ -83,6 +90,7 @@ export function buildTilePlan(request: PlanRequest): TilePlan {
     net, maps, grid, tiles, devices, batch,
     tileDevice: tileIds.map((t) => Math.floor((t * devices) / tiles)),
     forwardGroups, backwardGroups, forward, backward, tail, replicas,
+    recomputeStashFlops: request.recomputeStashFlops ?? CHEAP_STASH_FLOPS_PER_VALUE,
   };
 }
 
@@ -93,6 +101,22 @@ export const tilesOfDevice = (plan: TilePlan, rank: number): number[] =>
   plan.tileDevice.flatMap((device, tile) => (device === rank ? [tile] : []));
 
 export const planCore = (plan: TilePlan, map: number, tile: number): Region => coreRegion(plan.grid, plan.maps[map]!, tile);
+
+/**
+ * By default a window that reuses its forward group's stash still recomputes the stash of a conv
+ * this cheap (FLOPs per stashed value: 2 * size^2 * input channels) from that layer's input, which
+ * it keeps anyway, instead of keeping the stash from forward to backward. An RGB network's first 3x3
+ * conv costs 54 per value against 288 or more for every other YOLOv2 layer, and its stash is the
+ * largest map of the step: 47 MiB at 608x608 unpartitioned, 12 MiB per tile on a 2x2 grid, kept
+ * through the whole step for well under 1% of the step's FLOPs.
+ */
+export const CHEAP_STASH_FLOPS_PER_VALUE = 64;
+
+/** Whether reusing windows recompute layer l's stash in backward instead of keeping it (see above). */
+export function recomputesStash(plan: Pick<TilePlan, 'net' | 'maps' | 'recomputeStashFlops'>, layer: number): boolean {
+  const l = plan.net.layers[layer];
+  return l?.kind === 'conv' && 2 * l.size * l.size * plan.maps[layer]!.channels <= plan.recomputeStashFlops;
+}
 
 /** Maps whose cores must be kept through the step because a backward window recomputes from them. */
 export function recomputeMaps(plan: TilePlan): Set<number> {

@@ -19,6 +19,8 @@ export interface VerifyRequest {
   readonly forwardGroups: readonly LayerGroup[];
   readonly backwardGroups: readonly LayerGroup[];
   readonly batch: number;
+  /** Which stashes reusing windows recompute (tiles/plan.ts recomputesStash; default its rule). */
+  readonly recomputeStashFlops?: number;
   /** Devices the tiles are spread over (default: one per tile). */
   readonly devices?: number;
   readonly seed: number;

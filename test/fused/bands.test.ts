@@ -72,7 +72,8 @@ function tileCase(n: Network, regions: FusedRegions, seed: number) {
   return { maps, floats, input, outputGradient, buckets };
 }
 
-function runTile(n: Network, regions: FusedRegions, seed: number, bandBytes: number) {
+/** `recompute`: layers whose stash is wiped (NaN) after forward, for backward to recompute. */
+function runTile(n: Network, regions: FusedRegions, seed: number, bandBytes: number, recompute: ReadonlySet<number> = new Set()) {
   const c = tileCase(n, regions, seed);
   const params = computeParams(n, randomParams(n, seed));
   const ctx: ComputeContext = { layers: n.layers, maps: c.maps, batch: n.hyper.batch, params, bandBytes };
@@ -81,6 +82,7 @@ function runTile(n: Network, regions: FusedRegions, seed: number, bandBytes: num
   const output = new Float32Array(c.floats(regions.lastLayer + 1));
   forwardTile(ctx, regions, { input: c.input, stash: (l) => stash.get(l), output });
   const forward = { stash: [...stash.values()].map((s) => s.slice()), output };
+  for (const l of recompute) stash.get(l)!.fill(Number.NaN);
   const largest = Math.max(...Array.from({ length: regions.lastLayer - regions.firstLayer + 2 }, (_, i) => c.floats(regions.firstLayer + i)));
   const gradients = [new Float32Array(largest), new Float32Array(largest)];
   const weights = new Map(c.buckets.map((length, l) => [l, new Float32Array(length).fill(Number.NaN)]));
@@ -88,7 +90,7 @@ function runTile(n: Network, regions: FusedRegions, seed: number, bandBytes: num
   let atPartial: { partial: Float32Array; firstFilterPending: boolean } | null = null;
   const first = n.layers[regions.firstLayer]!;
   backwardTile(ctx, regions, regions.firstLayer, {
-    input: c.input, stash: (l) => stash.get(l)!, outputGradient: c.outputGradient.slice(), partial,
+    input: c.input, stash: (l) => stash.get(l)!, recompute, outputGradient: c.outputGradient.slice(), partial,
     gradient: (m) => gradients[m % 2]!, weightGradient: (l) => weights.get(l)!,
   }, () => {
     atPartial = { partial: partial.slice(), firstFilterPending: first.kind !== 'conv' || Number.isNaN(weights.get(regions.firstLayer)![0]) };
@@ -128,6 +130,29 @@ t.test('a tile computed in bands equals the tile computed whole', async (t) => {
     }
   }
   t.ok(seen.oneRow > 0 && seen.uneven > 0, `one-row bands and bands that do not divide the height: ${JSON.stringify(seen)}`);
+});
+
+t.test('backward recomputing stashes equals backward on the kept stashes, bit for bit', async (t) => {
+  const bits = (a: Float32Array, b: Float32Array) => a.length === b.length && a.every((v, i) => Object.is(v, b[i]));
+  for (const n of NETS) {
+    const maps = mapShapes(n);
+    const last = n.layers.length - 1;
+    const convs = n.layers.flatMap((l, i) => (l.kind === 'conv' ? [i] : []));
+    // The first conv alone, every other conv, and every layer (runs of recomputed layers, pools too).
+    const sets = [new Set(convs.slice(0, 1)), new Set(convs.filter((_, i) => i % 2 === 0)), new Set(n.layers.map((_, l) => l))];
+    for (const tile of [0, 4]) {
+      const regions = fusedRegions(n.layers, maps, 0, last, coreRegion({ rows: 3, cols: 3 }, maps[last + 1]!, tile));
+      for (const budget of [1500, Infinity]) {
+        const kept = runTile(n, regions, tile + 1, budget);
+        for (const recompute of sets) {
+          const redone = runTile(n, regions, tile + 1, budget, recompute);
+          const name = `${n.name} tile ${tile} budget ${budget} recomputing ${[...recompute].join(',')}`;
+          t.ok(bits(redone.partial, kept.partial), `${name}: partial gradient`);
+          t.ok([...kept.weights].every(([l, w]) => bits(redone.weights.get(l)!, w)), `${name}: weight gradients`);
+        }
+      }
+    }
+  }
 });
 
 t.test('every device banded matches tf.grad', async (t) => {

@@ -2,10 +2,11 @@
 import t from 'tap';
 import { builtinProfile } from '../../src/grouping/builtin-profiles.js';
 import { scheduleTasks } from '../../src/grouping/compute-cost.js';
-import { planExchanges, predictMemory, predictPlan, predictStep } from '../../src/grouping/cost.js';
+import { planExchanges, predictMemory, predictPlan, predictStep, unpartitionedFlops } from '../../src/grouping/cost.js';
 import type { DeviceProfile } from '../../src/grouping/profile.js';
 import { ringAllReduceCost, stripMessages } from '../../src/grouping/traffic.js';
 import { estimateDeviceMemory } from '../../src/memory/estimate.js';
+import { type ArenaLayout, planDeviceArenas } from '../../src/memory/arena-plan.js';
 import { CONSTANT_SCHEDULE, type Network, convLayer } from '../../src/model/layers.js';
 import { presetCfg, withInputSize } from '../../src/model/presets.js';
 import { seededRandom } from '../../src/model/weights.js';
@@ -37,16 +38,21 @@ const TWO_CONVS: Network = {
   hyper: { batch: 1, learningRate: 0.01, momentum: 0.9, decay: 0, schedule: CONSTANT_SCHEDULE },
 };
 
-const planFor = (net: Network, grid: string, devices: number, forward: string, backward = forward, batch = 1) => {
+const planFor = (net: Network, grid: string, devices: number, forward: string, backward = forward, batch = 1, recomputeStashFlops?: number) => {
   const [rows, cols] = grid.split('x').map(Number) as [number, number];
-  return buildTilePlan({ net, grid: { rows, cols }, devices, batch, forwardGroups: parseGrouping(forward, net.layers.length), backwardGroups: parseGrouping(backward, net.layers.length) });
+  return buildTilePlan({
+    net, grid: { rows, cols }, devices, batch, forwardGroups: parseGrouping(forward, net.layers.length), backwardGroups: parseGrouping(backward, net.layers.length),
+    ...(recomputeStashFlops === undefined ? {} : { recomputeStashFlops }),
+  });
 };
+/** The hand-computed cases keep every stash (their tiny convs would all be cheap to recompute). */
+const keptPlan = (net: Network, grid: string, devices: number, forward: string) => planFor(net, grid, devices, forward, forward, 1, 0);
 
 t.test('one group over two devices: redundant compute, no strips, the reduce at the end', async (t) => {
   // Grid 1x2: tile 0 owns columns [0,4) of every map. Layer 1 needs map 1 columns [0,5): 8x5 positions.
   // Forward FLOPs per tile: layer 0 2*40*2*9*1 = 1440, layer 1 2*32*3*9*2 = 3456 -> 4896.
   // Backward: layer 1 input and filter gradients 2*3456 = 6912, layer 0 filter gradient only 1440.
-  const p = predictStep(planFor(TWO_CONVS, '1x2', 2, 'all'), UNIT);
+  const p = predictStep(keptPlan(TWO_CONVS, '1x2', 2, 'all'), UNIT);
   const computeSeconds = (4896 + 6912 + 1440) / 1e9;
   // Weights: 3*3*1*2 + 2 = 20 and 3*3*2*3 + 3 = 57 floats; a ring of 2 moves half of them twice.
   const reduceBytes = (2 * 77 * 4) / 2;
@@ -61,19 +67,41 @@ t.test('one group over two devices: redundant compute, no strips, the reduce at 
   t.same(p.devices.map((d) => d.flops), [13248, 13248]);
 });
 
+t.test('cheap stashes are recomputed in backward: their forward FLOPs again, their stash not kept', async (t) => {
+  // TWO_CONVS as in the first case with the default threshold: layer 0 costs 2*9*1 = 18 FLOPs per
+  // stashed value, layer 1 2*9*2 = 36, both at most 64: backward recomputes both (4896 per tile).
+  const plan = planFor(TWO_CONVS, '1x2', 2, 'all');
+  t.equal(plan.recomputeStashFlops, 64);
+  const p = predictStep(plan, UNIT);
+  const computeSeconds = (4896 + 4896 + 6912 + 1440) / 1e9;
+  t.ok(Math.abs(p.computeSeconds - computeSeconds) < 1e-12, `compute ${p.computeSeconds}`);
+  t.same(p.devices.map((d) => d.flops), [18144, 18144]);
+  t.ok(Math.abs(p.redundancy - (2 * 18144) / 25344) < 1e-12, 'the recompute counts as redundant work');
+  // A tile's stashes: map 1 over 8x5 x 2 channels (80 floats), map 2 over 8x4 x 3 (96): kept from
+  // forward to backward unless recomputed; recomputed, each lives only in forward and backward.
+  const [kept] = planDeviceArenas(keptPlan(TWO_CONVS, '1x2', 2, 'all'), 0, { wantInputGradient: false });
+  const [recomputed] = planDeviceArenas(plan, 0, { wantInputGradient: false });
+  const live = (a: ArenaLayout, key: string) => a.buffers.find((b) => b.key === key);
+  t.same([live(kept!, 'forward 0/tile 0/stash 0')?.last, live(kept!, 'forward 0/tile 0/stash 1')?.last], [4, 3], 'kept: stash 0 until layer 0 backward, stash 1 until layer 1 backward');
+  t.equal(live(recomputed!, 'forward 0/tile 0/stash 0')?.last, 1, 'recomputed: stash 0 only until layer 1 forward read it');
+  t.equal(live(recomputed!, 'forward 0/tile 0/stash 1'), undefined, 'the last layer writes no stash in forward');
+  t.same([live(recomputed!, 'backward 0/tile 0/stash 0'), live(recomputed!, 'backward 0/tile 0/stash 1')].map((b) => b && [b.first, b.last]), [[3, 4], [3, 3]],
+    'both recomputed at layer 1 backward (slot 3); stash 0 read until layer 0 backward (slot 4)');
+});
+
 t.test('data-parallel replicas: each computes the whole step, the ring spans the replicas', async (t) => {
   // Two replicas of a 1x1 plan, one image each: the unpartitioned FLOPs (25344) per device, then a
   // ring of 2 over the 77 weight floats.
-  const plan = buildTilePlan({ net: TWO_CONVS, grid: { rows: 1, cols: 1 }, devices: 1, replicas: 2, batch: 1, forwardGroups: parseGrouping('all', 2), backwardGroups: parseGrouping('all', 2) });
+  const plan = buildTilePlan({ net: TWO_CONVS, grid: { rows: 1, cols: 1 }, devices: 1, replicas: 2, batch: 1, forwardGroups: parseGrouping('all', 2), backwardGroups: parseGrouping('all', 2), recomputeStashFlops: 0 });
   const p = predictStep(plan, UNIT);
   const reduceBytes = (2 * 77 * 4) / 2;
   t.equal(p.reduceBytesPerDevice, reduceBytes);
   t.ok(Math.abs(p.stepSeconds - (25344 / 1e9 + reduceBytes / MIB)) < 1e-12, `step ${p.stepSeconds}`);
-  t.equal(predictStep(planFor(TWO_CONVS, '1x1', 1, 'all'), UNIT).reduceBytesPerDevice, 0, 'one device alone reduces nothing');
+  t.equal(predictStep(keptPlan(TWO_CONVS, '1x1', 1, 'all'), UNIT).reduceBytesPerDevice, 0, 'one device alone reduces nothing');
 });
 
 t.test('a group per layer: halo and gradient strips, partial gradients leaving early, overlapped reduce', async (t) => {
-  const plan = planFor(TWO_CONVS, '1x2', 2, 'each');
+  const plan = keptPlan(TWO_CONVS, '1x2', 2, 'each');
   const p = predictStep(plan, UNIT);
   // Only cores are computed: forward 1152 + 3456, backward 6912 + 1152 per tile.
   t.same(p.devices.map((d) => d.flops), [12672, 12672]);
@@ -97,14 +125,14 @@ t.test('a group per layer: halo and gradient strips, partial gradients leaving e
 const HANDLING: DeviceProfile = { ...UNIT, link: { ...UNIT.link, cpuMsPerMiB: 1000 } };
 
 t.test('moving bytes costs CPU: the last ring is as slow as the CPU that handles it', async (t) => {
-  const p = predictStep(planFor(TWO_CONVS, '1x2', 2, 'all'), HANDLING);
+  const p = predictStep(keptPlan(TWO_CONVS, '1x2', 2, 'all'), HANDLING);
   const computeSeconds = (4896 + 6912 + 1440) / 1e9;
   // The ring moves 308 B out and 308 B in per device: 616 B of CPU against 308 B of link time.
   t.ok(Math.abs(p.stepSeconds - (computeSeconds + 616 / MIB)) < 1e-12, `step ${p.stepSeconds}`);
 });
 
 t.test('strip CPU is paid by sender and receiver; a ring\'s CPU by the next window', async (t) => {
-  const p = predictStep(planFor(TWO_CONVS, '1x2', 2, 'each'), HANDLING);
+  const p = predictStep(keptPlan(TWO_CONVS, '1x2', 2, 'each'), HANDLING);
   // Halo and gradient strip: 64 B out, on the link, and in: 3 x 64 B each. Layer 1's ring (228 B
   // each way) takes 456 B of CPU from window 0 (layer 0's filter gradient, 1152 FLOPs), and layer
   // 0's ring (80 B each way) ends the step with its 160 B of CPU, longer than its link time.
@@ -117,7 +145,7 @@ t.test('a strip sent while a ring runs waits for one round of it and delays the 
   // cores): forward 1152, 2304, 73728 FLOPs; every halo and gradient strip one column of 2
   // channels, 64 B.
   const net: Network = { ...TWO_CONVS, layers: [convLayer(2, 3), convLayer(2, 3), convLayer(64, 3)] };
-  const p = predictStep(planFor(net, '1x2', 2, 'each'), UNIT);
+  const p = predictStep(keptPlan(net, '1x2', 2, 'each'), UNIT);
   // Forward with two halos, then window 2 (2 x 73728; its strip, 61 us, lands while the filter
   // gradient, 74 us, still runs): done2.
   const done2 = (1152 + 2304 + 73728 + 2 * 73728) / 1e9 + 128 / MIB;
@@ -128,7 +156,7 @@ t.test('a strip sent while a ring runs waits for one round of it and delays the 
 });
 
 t.test('strips between tiles of one device are copies on it, not link traffic', async (t) => {
-  const plan = planFor(TWO_CONVS, '1x2', 1, 'each');
+  const plan = keptPlan(TWO_CONVS, '1x2', 1, 'each');
   // Each tile copies one column of 8 rows x 2 channels from the other: 2 x 16 floats per point.
   for (const e of planExchanges(plan, UNIT)) {
     t.same(e.traffic.localFloats, [32], `${e.phase} ${e.group}`);
@@ -192,7 +220,13 @@ t.test('`all` has the most redundant compute and no strips; `each` the least com
     t.ok(other.redundancy <= all.redundancy, `${g}: redundancy ${other.redundancy} <= all ${all.redundancy}`);
     t.ok(other.redundancy >= each.redundancy, `${g}: redundancy ${other.redundancy} >= each ${each.redundancy}`);
   }
-  t.ok(all.redundancy > 1.2 && each.redundancy === 1, `all ${all.redundancy}, each ${each.redundancy}`);
+  // `each` computes only cores; its one redundant layer is layer 0's forward again (its cheap stash).
+  const layer0 = front160.layers[0]!;
+  const layer0Flops = 2 * 160 * 160 * 3 * 9 * (layer0.kind === 'conv' ? layer0.filters : 0);
+  const unpartitioned = unpartitionedFlops(planFor(front160, '2x3', 6, 'each'), profile);
+  t.ok(all.redundancy > 1.2, `all ${all.redundancy}`);
+  t.ok(Math.abs(each.redundancy - (1 + layer0Flops / unpartitioned)) < 1e-12, `each ${each.redundancy}`);
+  t.equal(predictStep(planFor(front160, '2x3', 6, 'each', 'each', 1, 0), profile).redundancy, 1, 'each keeping every stash: none');
 });
 
 t.test('recomputing a window costs compute that reusing the forward stash does not', async (t) => {

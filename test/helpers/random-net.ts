@@ -2,6 +2,7 @@
 import { CONSTANT_SCHEDULE, type FrontLayer, type Network, convLayer, mapShapes, maxpoolLayer } from '../../src/model/layers.js';
 import { seededRandom } from '../../src/model/weights.js';
 import type { Grid } from '../../src/tiles/grid.js';
+import { CHEAP_STASH_FLOPS_PER_VALUE } from '../../src/tiles/plan.js';
 import { type LayerGroup, parseGrouping } from '../../src/tiles/groups.js';
 
 export type Random = () => number;
@@ -31,6 +32,8 @@ export interface RandomConfig {
   backwardGroups: LayerGroup[];
   batch: number;
   devices: number;
+  /** Keep every stash (0), the default rule, or a threshold that recomputes some layers' stashes and keeps others'. */
+  recomputeStashFlops: number;
   describe: string;
 }
 
@@ -74,9 +77,11 @@ export function randomConfig(seed: number): RandomConfig {
     const tiles = grid.rows * grid.cols;
     const batch = between(random, 1, 2);
     const devices = between(random, 1, tiles);
+    const stashRule = random();
+    const recomputeStashFlops = stashRule < 1 / 3 ? 0 : stashRule < 2 / 3 ? CHEAP_STASH_FLOPS_PER_VALUE : between(random, 8, 160);
     const describe =
       `${height}x${width}x${net.input.channels} [${layers.map((l) => `${l.kind === 'conv' ? 'c' : 'm'}${l.size}/${l.stride}`).join(' ')}] ` +
-      `grid ${grid.rows}x${grid.cols} fwd ${forward.text} bwd ${backward.text} batch ${batch} devices ${devices}`;
-    return { net, grid, forwardGroups: forward.groups, backwardGroups: backward.groups, batch, devices, describe };
+      `grid ${grid.rows}x${grid.cols} fwd ${forward.text} bwd ${backward.text} batch ${batch} devices ${devices} recompute stashes <= ${recomputeStashFlops} FLOPs/value`;
+    return { net, grid, forwardGroups: forward.groups, backwardGroups: backward.groups, batch, devices, recomputeStashFlops, describe };
   }
 }

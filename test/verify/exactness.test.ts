@@ -4,6 +4,7 @@ import t from 'tap';
 import { initBackend } from '../../src/fused/backend.js';
 import { presetCfg, withInputSize } from '../../src/model/presets.js';
 import { parseGrouping } from '../../src/tiles/groups.js';
+import { buildTilePlan, recomputesStash } from '../../src/tiles/plan.js';
 import { verify } from '../../src/verify/verify.js';
 import { randomConfig } from '../helpers/random-net.js';
 
@@ -12,7 +13,7 @@ const backend = await initBackend('wasm');
 t.equal(backend.name, 'wasm');
 
 t.test('random configurations', async (t) => {
-  const seen = { kernels: new Set<number>(), strides: new Set<number>(), pools: new Set<string>(), oddMaps: 0, evenMaps: 0, nonSquare: 0, splitBackward: 0 };
+  const seen = { kernels: new Set<number>(), strides: new Set<number>(), pools: new Set<string>(), oddMaps: 0, evenMaps: 0, nonSquare: 0, splitBackward: 0, recomputedStashes: 0, keptStashes: 0 };
   for (let seed = 1; seed <= 220; seed++) {
     const config = randomConfig(seed);
     const report = await verify({ ...config, seed, tolerance: TOLERANCE });
@@ -24,12 +25,17 @@ t.test('random configurations', async (t) => {
     if (config.net.input.height % 2) seen.oddMaps++; else seen.evenMaps++;
     if (config.grid.rows !== config.grid.cols) seen.nonSquare++;
     if (config.forwardGroups !== config.backwardGroups) seen.splitBackward++;
+    // Conv stashes of reusing windows: recomputed in backward, or kept from forward.
+    const plan = buildTilePlan(config);
+    const reused = plan.backward.flatMap((w) => (w.reuseForward === null ? [] : config.net.layers.flatMap((l, i) => (l.kind === 'conv' && i >= w.group.first && i <= w.group.last ? [i] : []))));
+    if (reused.some((l) => recomputesStash(plan, l))) seen.recomputedStashes++;
+    if (reused.some((l) => !recomputesStash(plan, l))) seen.keptStashes++;
   }
   // The generator must actually cover what the suite claims to cover.
   t.same([...seen.kernels].sort(), [1, 2, 3, 5]);
   t.same([...seen.strides].sort(), [1, 2]);
   t.same([...seen.pools].sort(), ['2/2', '3/1', '3/2']);
-  t.ok(seen.oddMaps > 20 && seen.evenMaps > 20 && seen.nonSquare > 20 && seen.splitBackward > 20, JSON.stringify({ ...seen, kernels: 0, strides: 0, pools: 0 }));
+  t.ok(seen.oddMaps > 20 && seen.evenMaps > 20 && seen.nonSquare > 20 && seen.splitBackward > 20 && seen.recomputedStashes > 20 && seen.keptStashes > 20, JSON.stringify({ ...seen, kernels: 0, strides: 0, pools: 0 }));
 });
 
 t.test('YOLOv2 front at 160x160', async (t) => {
