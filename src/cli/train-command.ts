@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import { type BackendName, parseBackend } from '../fused/backend-name.js';
 import { planHash, planValidator } from '../loop/plan-messages.js';
 import { createDeviceRuntime } from '../loop/device-runtime.js';
+import { shareParams } from '../model/shared-params.js';
 import { train } from '../loop/trainer.js';
 import { arenaBytes, arenaUseByGroup } from '../memory/arena-plan.js';
 import { estimateDeviceMemory, formatBytes, formatEstimate, parseByteSize } from '../memory/estimate.js';
@@ -280,6 +281,9 @@ export async function trainCommand(argv: string[]): Promise<number> {
     }
   }
   const stepsLeft = Math.max(0, setup.steps - firstStep);
+  // Into the buffer the compute threads share before anything awaits: the runtime then adopts these
+  // arrays instead of copying them, and no suspended frame keeps a second copy of every parameter.
+  params = shareParams(net, params).params;
 
   // The data set is opened (every image checked once) where it is read: the head, or every device
   // with --data-local. The others receive their input regions from the head.

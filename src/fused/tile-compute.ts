@@ -181,6 +181,8 @@ export interface BackwardBuffers {
   readonly gradient: (map: number) => Float32Array;
   /** Per conv layer: filter [k,k,in,out], then biases, then BN scales (the reduction bucket). */
   readonly weightGradient: (layer: number) => Float32Array;
+  /** Per conv layer, room for the float64 sums of its filter gradient (else each layer allocates its own). */
+  readonly filterSums?: (layer: number) => Float64Array;
 }
 
 /**
@@ -233,7 +235,7 @@ export function backwardTile(ctx: ComputeContext, regions: FusedRegions, fromLay
     // Band sums add up in float64: a cancelling sum must not collect one float32 rounding per band.
     const biasSums = new Float64Array(layer.filters);
     const productSums = new Float64Array(layer.filters);
-    const filterGradient = filterGradientSum(layer, input.shape[3]);
+    const filterGradient = filterGradientSum(layer, input.shape[3], buffers.filterSums?.(l));
     // A band's padded input and the gradient at its conv output; stash and dy rows are dropped.
     const bandGradients = (band: Span): { padded: tf.Tensor4D; g: ConvOutputGradients } => {
       const padded = paddedBand(ctx, regions, l, input, band);

@@ -27,6 +27,8 @@ export interface BackwardTask {
   /** By map m, first layer < m <= last layer: the gradient between the window's layers. */
   readonly gradients: Readonly<Record<number, BufferLocation>>;
   readonly weights: Readonly<Record<number, BufferLocation>>;
+  /** By conv layer: room for the float64 sums of its filter gradient (layers may share one). */
+  readonly filterSums: Readonly<Record<number, BufferLocation>>;
 }
 
 export type ComputeTask = ForwardTask | BackwardTask;
@@ -39,6 +41,9 @@ function pick(table: Readonly<Record<number, BufferLocation>>, index: number, wh
   if (!location) throw new Error(`task has no ${what} ${index}`);
   return location;
 }
+
+/** An arena buffer of 2n floats as n float64s (arena buffers start 64-byte aligned). */
+const float64View = (floats: Float32Array): Float64Array => new Float64Array(floats.buffer, floats.byteOffset, floats.length >> 1);
 
 /** Runs a task on this thread. */
 export function runTask(ctx: ComputeContext, views: Views, task: ComputeTask, onPartial: () => void): void {
@@ -59,5 +64,6 @@ export function runTask(ctx: ComputeContext, views: Views, task: ComputeTask, on
     ...(task.partial ? { partial: views(task.partial) } : {}),
     gradient: (m) => views(pick(task.gradients, m, 'gradient buffer for map')),
     weightGradient: (l) => views(pick(task.weights, l, 'weight-gradient buffer for layer')),
+    filterSums: (l) => float64View(views(pick(task.filterSums, l, 'filter-sums buffer for layer'))),
   }, onPartial);
 }

@@ -5,7 +5,7 @@
 // With overlap on, a window's partial gradient leaves before its first layer's filter gradient is
 // computed, and each layer's all-reduce starts as soon as its gradient is final.
 import type { BufferLocation, DeviceArenas } from '../memory/arena.js';
-import { bufferKeys, windowGradientBuffer } from '../memory/arena-plan.js';
+import { bufferKeys, filterSumsLayer, windowGradientBuffer } from '../memory/arena-plan.js';
 import type { Exchange } from '../peers/exchange.js';
 import { type TilePlan, planCore, recomputesStash, tilesOfDevice, weightBucketLength } from '../tiles/plan.js';
 import type { Region } from '../tiles/region.js';
@@ -170,6 +170,7 @@ export async function runDeviceStep(runtime: DeviceRuntime, exchange: Exchange, 
       await engine.run({
         kind: 'backward', regions, fromLayer: group.first, input, stash, recompute,
         outputGradient: at(keys.windowOutputGradient(h, tile)), partial, gradients, weights,
+        filterSums: Object.fromEntries(Object.keys(weights).map((l) => [l, at(keys.windowFilterSums(h, tile, filterSumsLayer(tiles.length, Number(l))))])),
       }, partial && overlap ? send : undefined);
       if (partial && !overlap) send();
       await sent;

@@ -154,6 +154,8 @@ export const bufferKeys = {
   windowGradient: (h: number, tile: number, buffer: number) => `backward ${h}/tile ${tile}/gradient ${buffer}`,
   /** The partial gradient over the window's held region at its first map. */
   windowPartial: (h: number, tile: number) => `backward ${h}/tile ${tile}/partial`,
+  /** Float64 sums of a filter gradient (two floats each): of layer l, or of every layer of the window in turn (null). */
+  windowFilterSums: (h: number, tile: number, layer: number | null) => `backward ${h}/tile ${tile}/filter sums${layer === null ? '' : ` ${layer}`}`,
   /** Gradient strip from another tile, kept apart so sums run in tile order. */
   gradientSlot: (h: number, tile: number, from: number) => `backward ${h}/tile ${tile}/from ${from}`,
   /** The loss gradient over the tile's core of the input map (verification asks for it). */
@@ -171,6 +173,9 @@ export const bufferKeys = {
  */
 export const windowGradientBuffer = (tilesOnDevice: number, map: number): number => (tilesOnDevice === 1 ? map : map % 2);
 
+/** The filter-sums buffer of conv layer l: its own with one tile on the device, else the window's, layer after layer. */
+export const filterSumsLayer = (tilesOnDevice: number, layer: number): number | null => (tilesOnDevice === 1 ? layer : null);
+
 export const arenaNames = {
   forward: (g: number) => `forward group ${g}`,
   backward: (h: number) => `backward group ${h}`,
@@ -179,6 +184,12 @@ export const arenaNames = {
 
 export interface ArenaPlanOptions {
   readonly wantInputGradient: boolean;
+}
+
+/** Floats of conv layer l's filter. */
+function filterFloats(plan: TilePlan, l: number): number {
+  const layer = plan.net.layers[l]!;
+  return layer.kind === 'conv' ? layer.size * layer.size * plan.maps[l]!.channels * layer.filters : 0;
 }
 
 /** Floats of a region of map `map` for the whole batch. */
@@ -270,6 +281,13 @@ export function planDeviceArenas(plan: TilePlan, rank: number, options: ArenaPla
           : { floats, first: backward(m), last: backward(m - 1) });
       }
       for (const [buffer, g] of gradients) requests.push({ key: bufferKeys.windowGradient(h, tile, buffer), owner, ...g });
+      // Filter-gradient sums: live during their layer's backward only (with several tiles, the window's one slot).
+      const convs = layerRange(group.first, group.last).filter((l) => plan.net.layers[l]!.kind === 'conv');
+      if (tiles.length === 1) {
+        for (const l of convs) requests.push({ key: bufferKeys.windowFilterSums(h, tile, l), owner, floats: 2 * filterFloats(plan, l), first: backward(l), last: backward(l) });
+      } else if (convs.length > 0) {
+        requests.push({ key: bufferKeys.windowFilterSums(h, tile, null), owner, floats: 2 * Math.max(...convs.map((l) => filterFloats(plan, l))), first: backward(group.last), last: end });
+      }
       const outputMap = group.last + 1;
       requests.push({ key: bufferKeys.windowOutputGradient(h, tile), owner, floats: regionFloats(plan, outputMap, planCore(plan, outputMap, tile)), first: arrivesFrom(h), last: backward(group.last) });
       if (wantPartial) {

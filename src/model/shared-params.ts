@@ -37,8 +37,28 @@ export function paramsInBuffer(net: Network, buffer: SharedArrayBuffer | ArrayBu
   });
 }
 
-/** A shared copy of `params`. */
+/** The shared buffer `params` already lie in, in paramsInBuffer's layout, or null. */
+function sharedBufferOf(net: Network, params: FrontParams): SharedArrayBuffer | null {
+  const first = params.find((p) => p !== null);
+  const buffer = first?.filter.buffer;
+  if (!(buffer instanceof SharedArrayBuffer) || buffer.byteLength !== sharedParamsFloats(net) * 4) return null;
+  const layout = paramsInBuffer(net, buffer);
+  const same = (a: Float32Array | undefined, b: Float32Array | undefined) => a?.buffer === b?.buffer && a?.byteOffset === b?.byteOffset && a?.length === b?.length;
+  const placed = layout.every((view, l) => {
+    const p = params[l];
+    if (!view || !p) return view === p;
+    return same(view.filter, p.filter) && same(view.biases, p.biases) && same(view.bn?.scales, p.bn?.scales) && same(view.bn?.mean, p.bn?.mean) && same(view.bn?.variance, p.bn?.variance);
+  });
+  return placed ? buffer : null;
+}
+
+/**
+ * `params` in one shared buffer: themselves when they already are (no second copy of every
+ * parameter), else a shared copy.
+ */
 export function shareParams(net: Network, params: FrontParams): { buffer: SharedArrayBuffer; params: FrontParams } {
+  const existing = sharedBufferOf(net, params);
+  if (existing) return { buffer: existing, params };
   const buffer = new SharedArrayBuffer(sharedParamsFloats(net) * 4);
   const shared = paramsInBuffer(net, buffer);
   shared.forEach((s, l) => {

@@ -39,6 +39,9 @@ t.test('one tile: slots per layer', async (t) => {
   const stash2 = arena!.buffers.find((b) => b.key === 'forward 0/tile 0/stash 2')!;
   t.same([gradient1.first, gradient1.last], [5, 6], 'the gradient at map 1: written by layer 1, read by layer 0');
   t.same([stash2.first, stash2.last], [2, 4], 'stash 2: from its forward to its backward');
+  // Float64 filter-gradient sums (two floats each) live only during their layer's backward.
+  const sums = arena!.buffers.filter((b) => b.key.includes('filter sums')).map((b) => [b.key, b.floats, b.first, b.last]);
+  t.same(sums.sort(), [['backward 0/tile 0/filter sums 0', 2 * 36, 6, 6], ['backward 0/tile 0/filter sums 2', 2 * 72, 4, 4]]);
 });
 
 t.test('several tiles on a device: a window is one slot', async (t) => {
@@ -55,4 +58,7 @@ t.test('several tiles on a device: a window is one slot', async (t) => {
   const gradients = arena!.buffers.filter((b) => b.key.startsWith('backward 0/tile 0/gradient')).map((b) => `${b.key.split(' ').pop()}: ${b.floats}`).sort();
   const map = (m: number) => p.batch * p.maps[m]!.channels * (p.forward[0]![0]!.held[m]!.rows.end - p.forward[0]![0]!.held[m]!.rows.start) * (p.forward[0]![0]!.held[m]!.cols.end - p.forward[0]![0]!.held[m]!.cols.start);
   t.same(gradients, [`0: ${map(2)}`, `1: ${map(1)}`], 'tile 0: the gradients at maps 2 and 1 in buffers 0 and 1');
+  // One filter-sums buffer per tile, as large as the window's largest filter, reused layer after layer.
+  t.same(arena!.buffers.filter((b) => b.key.includes('filter sums')).map((b) => [b.key, b.floats]).sort(),
+    [['backward 0/tile 0/filter sums', 2 * 72], ['backward 0/tile 1/filter sums', 2 * 72]]);
 });

@@ -3,6 +3,7 @@ import { parseCfg } from '../../src/model/cfg.js';
 import { presetCfg } from '../../src/model/presets.js';
 import { parseTail } from '../../src/model/tail-cfg.js';
 import { limitFront } from '../../src/model/tail-layers.js';
+import { shareParams } from '../../src/model/shared-params.js';
 import { INITIAL_GAIN, decodeWeights, encodeWeights, initialParams, initialTailParams, randomParams, randomTailParams } from '../../src/model/weights.js';
 
 t.test('round trip through Darknet .weights', async (t) => {
@@ -119,4 +120,22 @@ t.test('initialParams: identity batch norm, zero biases, He-uniform filters; the
   t.equal(tailParams.filter((q) => q).length, 2, 'the two head convolutions');
   t.ok(tailParams[1]!.filter.length === 128 * 40 && !tailParams[1]!.bn, 'the 1x1 to 40 channels, no BN');
   t.same(initialParams(net, 3), params, 'the tail does not change the front');
+});
+
+t.test('shareParams copies plain arrays once and adopts parameters already in its layout', async (t) => {
+  const net = presetCfg('tiny').network;
+  const params = initialParams(net, 3);
+  const shared = shareParams(net, params);
+  t.ok(shared.buffer instanceof SharedArrayBuffer);
+  t.not(shared.params[0]!.filter, params[0]!.filter, 'plain arrays are copied');
+  t.same(shared.params.map((p) => p && Array.from(p.filter.slice(0, 4))), params.map((p) => p && Array.from(p.filter.slice(0, 4))));
+  const again = shareParams(net, shared.params);
+  t.equal(again.buffer, shared.buffer, 'already shared: the same buffer, no second copy');
+  t.equal(again.params, shared.params);
+  // A view into the same buffer at another offset is not the layout: copied into a new buffer.
+  const last = shared.params.length - 1 - [...shared.params].reverse().findIndex((p) => p !== null);
+  const moved = shared.params.map((p, l) => (l === last ? { ...p!, filter: new Float32Array(shared.buffer, 0, p!.filter.length) } : p));
+  t.not(shareParams(net, moved).buffer, shared.buffer, 'views out of layout are copied');
+  const biased = shared.params.map((p) => p && { ...p, biases: p.biases.slice() });
+  t.not(shareParams(net, biased).buffer, shared.buffer, 'one array outside the buffer: copied');
 });
