@@ -26,8 +26,10 @@ t.test('an unknown option or a missing value is one message and the usage, exit 
 });
 
 t.test('bench-training checks its configs before running anything', async (t) => {
-  const r = run('bench-training', '--configs', '4:2x2:each:fast');
-  t.not(r.status, 0);
-  t.match(r.stderr, /a config is devices:RxC:grouping\[:lean\], got "4:2x2:each:fast"/);
-  t.notMatch(r.stderr, /plain-tfjs-train/, 'the plain tfjs run did not start');
+  for (const bad of ['4:2x2:each:fast', '4:2x2:each:lean:lean', '4:2x2:each:workers=x', '1:1x1:all,4:2x2:each:workers=0:workers=1']) {
+    const r = run('bench-training', '--configs', bad);
+    t.not(r.status, 0);
+    t.match(r.stderr, /a config is devices:RxC:grouping\[:lean\]\[:workers=N\], got "/, bad);
+    t.notMatch(r.stderr, /plain-tfjs-train/, 'the plain tfjs run did not start');
+  }
 });
