@@ -6,6 +6,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { initBackend } from '../../src/fused/backend.js';
 import { affineKernels } from '../../src/fused/wasm-kernels/simd/affine-kernels.js';
+import { filterGradientKernels } from '../../src/fused/wasm-kernels/simd/filter-gradient-kernels.js';
 
 interface WasmBuild {
   watFiles(): string[];
@@ -20,7 +21,8 @@ t.test('every generated module matches its .wat', async (t) => {
   for (const wat of wats) t.equal(readFileSync(build.moduleFileOf(wat), 'utf8'), await build.wasmModuleSource(wat), `${wat}: run node tools/build-wasm.mjs`);
 });
 
-t.test('the affine kernels bind to the wasm backend memory', async (t) => {
+t.test('the kernels bind to the wasm backend memory', async (t) => {
   await initBackend('wasm');
-  t.ok(affineKernels(tf.backend() as BackendWasm), 'instantiated (else every pass falls back to the JS loops)');
+  t.ok(affineKernels(tf.backend() as BackendWasm), 'affine: instantiated (else every pass falls back to the JS loops)');
+  t.ok(filterGradientKernels(tf.backend() as BackendWasm), 'filter gradient: instantiated (else small patches take im2col)');
 });

@@ -2,6 +2,7 @@
 import t from 'tap';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../../src/fused/backend.js';
+import { DIRECT_MAX_PATCH } from '../../src/fused/wasm-kernels/conv2d-backprop-filter.js';
 import { fillUniform, seededRandom } from '../../src/model/weights.js';
 import { relativeError } from '../../src/verify/verify.js';
 import { between, pick } from '../helpers/random-net.js';
@@ -63,6 +64,30 @@ t.test('Conv2DBackpropFilter matches cpu', async (t) => {
     );
     t.ok(relativeError(wasm, cpu) < 1e-5, `${c.describe}: ${relativeError(wasm, cpu)}`);
   }
+});
+
+t.test('Conv2DBackpropFilter of small patches (the direct SIMD kernel) matches cpu', async (t) => {
+  const random = seededRandom(12);
+  const seen = new Set<string>();
+  for (let i = 0; i < 24; i++) {
+    // Patches of at most DIRECT_MAX_PATCH values, odd and even, 16-multiple outputs, unpadded.
+    const k = pick(random, [1, 2, 3, 5]);
+    const cin = between(random, 1, Math.max(1, Math.min(9, Math.floor(DIRECT_MAX_PATCH / (k * k)))));
+    const cout = pick(random, [16, 32, 48]);
+    const stride = pick(random, [1, 2]);
+    const c: ConvCase = { x: [between(random, 1, 2), between(random, k, 30), between(random, k, 30), cin], filter: [k, k, cin, cout], stride, pad: 'valid', describe: '' };
+    seen.add((k * k * cin) % 2 === 0 ? 'even patch' : 'odd patch');
+    const x = randomArray(random, c.x.reduce((a, b) => a * b));
+    const dyShape = outShape(c);
+    const dy = randomArray(random, dyShape.reduce((a, b) => a * b));
+    const [wasm, cpu] = await onBothBackends(() =>
+      tf.engine().runKernel('Conv2DBackpropFilter', { x: tf.tensor(x, c.x), dy: tf.tensor(dy, dyShape) }, {
+        strides: c.stride, pad: c.pad, dataFormat: 'NHWC', filterShape: c.filter,
+      }) as tf.Tensor,
+    );
+    t.ok(relativeError(wasm, cpu) < 1e-5, `x ${c.x} k${k} s${stride} -> ${cout}: ${relativeError(wasm, cpu)}`);
+  }
+  t.same([...seen].sort(), ['even patch', 'odd patch']);
 });
 
 t.test('Conv2DBackpropInput matches cpu (stride 1 fast path and the strided fallback)', async (t) => {
