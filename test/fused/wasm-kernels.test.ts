@@ -50,18 +50,23 @@ function outShape(c: ConvCase): number[] {
   return info.outShape;
 }
 
+/** Conv2DBackpropFilter of case `c` on random x and dy, on wasm and on cpu. */
+async function backpropFilterOnBothBackends(random: () => number, c: ConvCase): Promise<[Float32Array, Float32Array]> {
+  const x = randomArray(random, c.x.reduce((a, b) => a * b));
+  const dyShape = outShape(c);
+  const dy = randomArray(random, dyShape.reduce((a, b) => a * b));
+  return onBothBackends(() =>
+    tf.engine().runKernel('Conv2DBackpropFilter', { x: tf.tensor(x, c.x), dy: tf.tensor(dy, dyShape) }, {
+      strides: c.stride, pad: c.pad, dataFormat: 'NHWC', filterShape: c.filter,
+    }) as tf.Tensor,
+  );
+}
+
 t.test('Conv2DBackpropFilter matches cpu', async (t) => {
   const random = seededRandom(11);
   for (let i = 0; i < 40; i++) {
     const c = randomConvCase(random, i === 0);
-    const x = randomArray(random, c.x.reduce((a, b) => a * b));
-    const dyShape = outShape(c);
-    const dy = randomArray(random, dyShape.reduce((a, b) => a * b));
-    const [wasm, cpu] = await onBothBackends(() =>
-      tf.engine().runKernel('Conv2DBackpropFilter', { x: tf.tensor(x, c.x), dy: tf.tensor(dy, dyShape) }, {
-        strides: c.stride, pad: c.pad, dataFormat: 'NHWC', filterShape: c.filter,
-      }) as tf.Tensor,
-    );
+    const [wasm, cpu] = await backpropFilterOnBothBackends(random, c);
     t.ok(relativeError(wasm, cpu) < 1e-5, `${c.describe}: ${relativeError(wasm, cpu)}`);
   }
 });
@@ -77,14 +82,7 @@ t.test('Conv2DBackpropFilter of small patches (the direct SIMD kernel) matches c
     const stride = pick(random, [1, 2]);
     const c: ConvCase = { x: [between(random, 1, 2), between(random, k, 30), between(random, k, 30), cin], filter: [k, k, cin, cout], stride, pad: 'valid', describe: '' };
     seen.add((k * k * cin) % 2 === 0 ? 'even patch' : 'odd patch');
-    const x = randomArray(random, c.x.reduce((a, b) => a * b));
-    const dyShape = outShape(c);
-    const dy = randomArray(random, dyShape.reduce((a, b) => a * b));
-    const [wasm, cpu] = await onBothBackends(() =>
-      tf.engine().runKernel('Conv2DBackpropFilter', { x: tf.tensor(x, c.x), dy: tf.tensor(dy, dyShape) }, {
-        strides: c.stride, pad: c.pad, dataFormat: 'NHWC', filterShape: c.filter,
-      }) as tf.Tensor,
-    );
+    const [wasm, cpu] = await backpropFilterOnBothBackends(random, c);
     t.ok(relativeError(wasm, cpu) < 1e-5, `x ${c.x} k${k} s${stride} -> ${cout}: ${relativeError(wasm, cpu)}`);
   }
   t.same([...seen].sort(), ['even patch', 'odd patch']);
