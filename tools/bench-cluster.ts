@@ -4,13 +4,14 @@
 // `all` and the reference groupings from FACTS.md; step time, speedup against one device (and one
 // core of a device), peak memory per device and its reduction, bytes per step, and the planner's
 // predicted step time against the measured one. JSON, a Markdown table and an SVG chart.
-//   npm run build && sudo node dist/bench-cluster.js [--input 224] [--devices 1,2,3,4,6] [--cpus 0.33] [--repeats 1] [--groupings planner,each,all,reference,data] [--skip-one-core] [--profile FILE] [--out DIR]
+//   npm run build && sudo node dist/bench-cluster.js [--input 224] [--devices 1,2,3,4,6] [--cpus 0.33] [--cpu-period 10] [--repeats 1] [--groupings planner,each,all,reference,data] [--skip-one-core] [--profile FILE] [--out DIR]
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type DeviceReport, type StepRecord, mean, mib, runClusterWithReports, steadySteps } from './lib/cluster-reports.js';
+import { DEFAULT_CPU_PERIOD_MS } from './lib/emulated-cluster.js';
 import { calibrateToSteps, scaleToQuota } from './lib/emulated-profile.js';
 import { speedupChart } from './lib/svg-chart.js';
 import { toolArgs } from './lib/tool-args.js';
@@ -20,6 +21,8 @@ const values = toolArgs('bench-cluster', 'The emulated Pi cluster benchmark (roo
     devices: { type: 'string', default: '1,2,3,4,6' },
     cpus: { type: 'string' },
     rate: { type: 'string', default: '100mbit' },
+    /** The CPU quota's period in ms (tools/lib/emulated-cluster.ts DEFAULT_CPU_PERIOD_MS). */
+    'cpu-period': { type: 'string', default: String(DEFAULT_CPU_PERIOD_MS) },
     steps: { type: 'string', default: '3' },
     /** Runs of every row, interleaved round-robin within a device count; a row reports the median run. */
     repeats: { type: 'string', default: '1' },
@@ -58,7 +61,7 @@ const measured = JSON.parse(readFileSync(measuredFile, 'utf8'));
 const scaled = {
   ...measured,
   name: `emulated-${cpus}-cores`,
-  description: `${measuredFile} at ${cpus} cores per device and a ${values.rate} link (the emulator's devices), elementwise calibrated on 1-device steps in the emulator`,
+  description: `${measuredFile} at ${cpus} cores per device and a ${values.rate} link (the emulator's devices), elementwise rate and layer overhead calibrated on 1-device steps in the emulator (1x1 all and each, 2x2 each)`,
   compute: scaleToQuota(measured.compute, cpus),
   link: { ...measured.link, mibPerSecond: Math.round(linkMiB * 10) / 10 },
 };
@@ -79,19 +82,21 @@ function plan(devices: number, fixed: string[] = []): { best: Candidate; runnerU
   return { best: candidate(json.best), runnerUps: json.runnerUps.map(candidate), dataParallel };
 }
 
-const emulator = (quota = cpus) => ({ name: 'emulator' as const, flags: ['--cpus', String(quota), '--rate', values.rate!, '--memory', '1G'] });
+const emulator = (quota = cpus) => ({ name: 'emulator' as const, flags: ['--cpus', String(quota), '--cpu-period', values['cpu-period']!, '--rate', values.rate!, '--memory', '1G'] });
 const common = ['--model', 'yolov2-front', '--input', `${size}x${size}`, '--steps', values.steps!, '--memory-limit', '1G'];
 const stepSeconds = (reports: DeviceReport[]) => mean(reports.flatMap((r) => steadySteps(r).map((s) => s.seconds)));
 
-// Calibration, apart from the table's rows: 1-device steps of the emulated device (1x1, `all` and
-// `each`) for the elementwise rate, and 2 devices training one image each (data-parallel: the same
-// compute as the 1-device `all` step, plus an all-reduce) for the CPU that moving a MiB costs.
-const calibrationReports = ['all', 'each'].map((grouping) =>
-  runClusterWithReports(1, [...common, '--batch', '1', '--grid', '1x1', '--forward-groups', grouping, '--backward-groups', grouping], emulator()));
+// Calibration, apart from the table's rows: 1-device steps of the emulated device (1x1 `all` and
+// `each`, and 2x2 `each`: what tiling costs) for the elementwise rate and the per-pass overhead, and
+// 2 devices training one image each (data-parallel: the same compute as the 1-device `all` step,
+// plus an all-reduce) for the CPU that moving a MiB costs.
+const calibrationShapes = [{ grid: '1x1', grouping: 'all' }, { grid: '1x1', grouping: 'each' }, { grid: '2x2', grouping: 'each' }];
+const calibrationReports = calibrationShapes.map(({ grid, grouping }) =>
+  runClusterWithReports(1, [...common, '--batch', '1', '--grid', grid, '--forward-groups', grouping, '--backward-groups', grouping], emulator()));
 // The fastest steady step and the least CPU per step: other load on this machine only ever adds to
 // them (identical runs here differed by up to 40% in CPU per step, which made the mean unstable).
 const fastestStep = (reports: DeviceReport[]) => Math.max(...reports.map((r) => Math.min(...steadySteps(r).map((s) => s.seconds))));
-const calibration = calibrateToSteps(edge, scaled, input, calibrationReports.map((reports, i) => ({ grouping: ['all', 'each'][i]!, measuredSeconds: fastestStep(reports) })));
+const calibration = calibrateToSteps(edge, scaled, input, calibrationShapes.map((shape, i) => ({ ...shape, measuredSeconds: fastestStep(calibrationReports[i]!) })));
 const pair = runClusterWithReports(2, [...common, '--parallel', 'data', '--batch', '2', '--grid', '1x1', '--forward-groups', 'all', '--backward-groups', 'all'], emulator());
 const cpuPerStep = (reports: DeviceReport[]) => mean(reports.map((r) => Math.min(...steadySteps(r).map((s) => s.cpuSeconds ?? Number.NaN))));
 const movedMiB = mean(pair.map((r) => (r.transport.bytesSent + r.transport.bytesReceived) / r.steps.length)) / 2 ** 20;
@@ -99,11 +104,15 @@ const cpuMsPerMiB = Number(Math.max(0, ((cpuPerStep(pair) - cpuPerStep(calibrati
 // Measured in CPU time; the profile's device has `cpus` of a core, so it takes 1/cpus as long.
 const profile = {
   ...scaled,
-  compute: { ...scaleToQuota(scaled.compute as Record<string, unknown>, calibration.speedFactor), elementwiseGflops: calibration.elementwiseGflops },
+  compute: {
+    ...scaleToQuota(scaled.compute as Record<string, unknown>, calibration.speedFactor),
+    elementwiseGflops: calibration.elementwiseGflops,
+    layerOverheadMs: (scaled.compute.layerOverheadMs as number) / calibration.speedFactor + calibration.extraLayerOverheadMs,
+  },
   link: { ...scaled.link, cpuMsPerMiB: Number((cpuMsPerMiB / cpus).toPrecision(3)) },
 };
 writeFileSync(profileFile, `${JSON.stringify(profile, null, 2)}\n`);
-console.error(`bench: ${calibration.method === 'speed' ? `every rate x${calibration.speedFactor} (the kernels alone took longer than the steps), ` : ''}elementwise ${calibration.elementwiseGflops} G elements/s, calibrated on ${JSON.stringify(calibration.runs)}; ` +
+console.error(`bench: ${calibration.method === 'speed' ? `every rate x${calibration.speedFactor} (the kernels alone took longer than the steps), ` : ''}elementwise ${calibration.elementwiseGflops} G elements/s, +${calibration.extraLayerOverheadMs} ms per layer pass, calibrated on ${JSON.stringify(calibration.runs)}; ` +
   `${cpuMsPerMiB} CPU ms per MiB moved (${cpuPerStep(pair).toFixed(3)} against ${cpuPerStep(calibrationReports[0]!).toFixed(3)} CPU s per step, ${movedMiB.toFixed(1)} MiB sent and received)`);
 
 /** Host CPU time (all cores, seconds) from /proc/stat: busy and total. */
@@ -199,8 +208,8 @@ const table = rows.map((r) => {
   };
 });
 const result = {
-  command: `node dist/bench-cluster.js --input ${size} --devices ${values.devices} --cpus ${cpus} --rate ${values.rate} --steps ${values.steps}${repeats > 1 ? ` --repeats ${repeats}` : ''} --groupings ${values.groupings}${values['skip-one-core'] ? ' --skip-one-core' : ''}${values.profile ? ` --profile ${values.profile}` : ''} --out ${values.out}`,
-  emulatedDevice: { cpus, memory: '1G', link: values.rate, profile: profileFile, measuredProfile: measuredFile, calibration, cpuMsPerMiB },
+  command: `node dist/bench-cluster.js --input ${size} --devices ${values.devices} --cpus ${cpus} --cpu-period ${values['cpu-period']} --rate ${values.rate} --steps ${values.steps}${repeats > 1 ? ` --repeats ${repeats}` : ''} --groupings ${values.groupings}${values['skip-one-core'] ? ' --skip-one-core' : ''}${values.profile ? ` --profile ${values.profile}` : ''} --out ${values.out}`,
+  emulatedDevice: { cpus, cpuPeriodMs: Number(values['cpu-period']), memory: '1G', link: values.rate, profile: profileFile, measuredProfile: measuredFile, calibration, cpuMsPerMiB },
   oneCore,
   rows: table,
 };

@@ -13,12 +13,19 @@ export interface EmulatorSpec {
   readonly rate: string;
   /** CPU cores per device (cfs quota / period). */
   readonly cpus: number;
+  /**
+   * The CFS period in ms (default DEFAULT_CPU_PERIOD_MS). A throttled device waits for the next
+   * period: with the kernel's 100 ms, a device at 0.3 cores can stall 70 ms whenever its scheduler
+   * thread must answer a message, which a Pi (slow but never stopped) does not do.
+   */
+  readonly cpuPeriodMs?: number;
   readonly memoryBytes: number;
   /** Short unique id: names of namespaces, links and cgroups derive from it. */
   readonly runId: string;
 }
 
 export const PEER_PORT = 9000;
+export const DEFAULT_CPU_PERIOD_MS = 10;
 const SUBNET = '10.88';
 const CGROUP_ROOT = '/sys/fs/cgroup';
 
@@ -31,6 +38,8 @@ export function validateSpec(spec: EmulatorSpec): void {
   if (!Number.isInteger(spec.devices) || spec.devices < 1 || spec.devices > 250) throw new Error(`devices must be 1..250, got ${spec.devices}`);
   if (!/^\d+(\.\d+)?(bit|kbit|mbit|gbit)$/.test(spec.rate)) throw new Error(`link rate must look like 100mbit, got "${spec.rate}"`);
   if (!(spec.cpus > 0)) throw new Error(`CPU cores per device must be positive, got ${spec.cpus}`);
+  const period = spec.cpuPeriodMs ?? DEFAULT_CPU_PERIOD_MS;
+  if (!(period >= 1 && period <= 1000)) throw new Error(`CPU period must be 1..1000 ms, got ${period}`);
   if (!(spec.memoryBytes >= 64 << 20)) throw new Error(`memory per device must be at least 64 MiB, got ${spec.memoryBytes} bytes`);
   if (!/^[0-9a-z]{1,6}$/.test(spec.runId)) throw new Error(`run id must be 1-6 lowercase letters or digits, got "${spec.runId}"`);
 }
@@ -110,8 +119,9 @@ export function setUpCluster(spec: EmulatorSpec): EmulatedCluster {
       const memory = cgroupOf(spec, 'memory', rank);
       mkdirSync(cpu, { recursive: true });
       mkdirSync(memory, { recursive: true });
-      const period = Number(readFileSync(join(cpu, 'cpu.cfs_period_us'), 'utf8'));
-      writeFileSync(join(cpu, 'cpu.cfs_quota_us'), String(Math.round(spec.cpus * period)));
+      const periodUs = Math.round((spec.cpuPeriodMs ?? DEFAULT_CPU_PERIOD_MS) * 1000);
+      writeFileSync(join(cpu, 'cpu.cfs_period_us'), String(periodUs));
+      writeFileSync(join(cpu, 'cpu.cfs_quota_us'), String(Math.round(spec.cpus * periodUs)));
       writeFileSync(join(memory, 'memory.limit_in_bytes'), String(spec.memoryBytes));
     }
   } catch (error) {

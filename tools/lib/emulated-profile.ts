@@ -3,11 +3,13 @@
 //    CFS quota catch unthrottled bursts and vary 10x);
 // 2. its rates scaled to the device's CPU quota (a busy thread gets `cpus` of a core on average over
 //    the quota periods of a step), its fixed costs divided by it, and the shaped link's payload rate;
-// 3. the elementwise rate calibrated as `edge profile` calibrates it, but on real steps of the
-//    emulated device at the real input (1x1 grid, `all` and `each`): whatever of a step the conv and
-//    maxpool kernels do not explain (batch norm and activation loops, copies, per-step work on the
-//    weights) is charged per element so that the model reproduces those steps; where the kernels
-//    alone take longer than those steps, every rate is scaled by one factor instead.
+// 3. calibrated on real steps of one emulated device at the real input: 1x1 `all` and `each`, and a
+//    2x2 grid `each` (four tiles, no network: what tiling costs a device). Whatever of those steps
+//    the conv and maxpool kernels do not explain is split, by least squares, into a cost per element
+//    of the elementwise passes (batch norm and activation loops, copies) and a cost per tile layer
+//    pass (per-tile work the kernels' rates miss: smaller GEMMs, filter rotations and float64 sums
+//    per tile, strip copies, hand-offs between the scheduler and the compute thread); where the
+//    kernels alone take longer than those steps, every rate is scaled by one factor instead.
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -23,56 +25,112 @@ export function scaleToQuota(compute: Json, cpus: number): Json {
 }
 
 export interface CalibrationRun {
+  /** "RxC" */
+  readonly grid: string;
   readonly grouping: string;
-  /** Mean steady step of one emulated device, 1x1 grid. */
+  /** Steady step of one emulated device. */
   readonly measuredSeconds: number;
 }
 
+/** A calibration run as the model sees it: the kernels' seconds, and what an element and a layer pass add. */
+export interface ModelledRun extends CalibrationRun {
+  readonly kernelSeconds: number;
+  /** Elementwise elements the model charges. */
+  readonly elements: number;
+  /** Layer passes on the device's critical path (what one more ms of layerOverheadMs adds, in ms). */
+  readonly layerPasses: number;
+}
+
 export interface Calibration {
-  readonly runs: readonly (CalibrationRun & { readonly kernelSeconds: number; readonly elements: number })[];
+  readonly runs: readonly (ModelledRun & { readonly predictedSeconds: number })[];
   /**
-   * `elementwise`: the time the kernels leave unexplained is charged per element. `speed`: the
-   * kernels alone take longer than the measured steps (the quota gave more than the scaled profile
-   * says), so every rate is multiplied by `speedFactor` for the profile to reproduce the steps.
+   * `fit`: the time the kernels leave unexplained is charged per element and per layer pass.
+   * `speed`: the kernels alone take longer than the measured steps (the quota gave more than the
+   * scaled profile says), so every rate is multiplied by `speedFactor`.
    */
-  readonly method: 'elementwise' | 'speed';
+  readonly method: 'fit' | 'speed';
   readonly elementwiseGflops: number;
+  /** Added to the profile's layerOverheadMs. */
+  readonly extraLayerOverheadMs: number;
   readonly speedFactor: number;
 }
 
-/** Predicted 1-device 1x1 step of `grouping` under `profile` (a file). */
-export function predictOne(edge: string, profileFile: string, input: string, grouping: string): number {
-  const run = spawnSync(process.execPath, [edge, 'plan', '--devices', '1', '--input', input, '--profile', profileFile, '--grid', '1x1',
+/** Predicted 1-device step of `grid` and `grouping` under `profile` (a file). */
+export function predictOne(edge: string, profileFile: string, input: string, grid: string, grouping: string): number {
+  const run = spawnSync(process.execPath, [edge, 'plan', '--devices', '1', '--input', input, '--profile', profileFile, '--grid', grid,
     '--forward-groups', grouping, '--backward-groups', grouping, '--memory-limit', '64G', '--json'], { encoding: 'utf8' });
   if (run.status !== 0) throw new Error(`edge plan failed: ${run.stderr.slice(-1000)}`);
   return (JSON.parse(run.stdout) as { best: { stepSeconds: number } }).best.stepSeconds;
 }
 
+export interface OverheadFit {
+  /** Seconds per elementwise element and per layer pass, both >= 0. */
+  readonly perElement: number;
+  readonly perLayerPass: number;
+}
+
 /**
- * The elementwise rate with which the model predicts the runs' total: elements the model charges
- * (its prediction at 1 G elements/s less that with free elementwise passes) over the time the
- * kernels leave unexplained. The sum over `all` and `each`, as `edge profile` does.
+ * Least squares of measured - kernel = perElement x elements + perLayerPass x layerPasses over the
+ * runs, with both costs kept non-negative (a negative one is fixed at 0 and the other refitted).
+ */
+export function fitOverheads(runs: readonly ModelledRun[]): OverheadFit {
+  const rest = runs.map((r) => r.measuredSeconds - r.kernelSeconds);
+  const dot = (x: readonly number[], y: readonly number[]) => x.reduce((sum, v, i) => sum + v * y[i]!, 0);
+  const e = runs.map((r) => r.elements);
+  const p = runs.map((r) => r.layerPasses);
+  const one = (x: readonly number[]) => (dot(x, x) > 0 ? Math.max(0, dot(x, rest) / dot(x, x)) : 0);
+  const [ee, pp, ep] = [dot(e, e), dot(p, p), dot(e, p)];
+  const det = ee * pp - ep * ep;
+  if (det > 1e-12 * ee * pp) {
+    const perElement = (pp * dot(e, rest) - ep * dot(p, rest)) / det;
+    const perLayerPass = (ee * dot(p, rest) - ep * dot(e, rest)) / det;
+    if (perElement >= 0 && perLayerPass >= 0) return { perElement, perLayerPass };
+  }
+  // On the boundary: the better of the two one-cost fits.
+  const residual = (a: number, b: number) => rest.reduce((sum, r, i) => sum + (r - a * e[i]! - b * p[i]!) ** 2, 0);
+  const byElement = { perElement: one(e), perLayerPass: 0 };
+  const byPass = { perElement: 0, perLayerPass: one(p) };
+  return residual(byElement.perElement, 0) <= residual(0, byPass.perLayerPass) ? byElement : byPass;
+}
+
+/**
+ * Fits the elementwise rate and an extra per-layer-pass overhead so that the model reproduces the
+ * runs (fitOverheads); the elements and layer passes the model charges are read off its predictions
+ * at changed rates (1 G elements/s against free elementwise passes; +1 ms per layer pass).
  */
 export function calibrateToSteps(edge: string, profile: Json, input: string, runs: readonly CalibrationRun[]): Calibration {
   const scratch = mkdtempSync(join(tmpdir(), 'edgefuse-calibration-'));
-  const withRate = (gflops: number): string => {
-    const file = join(scratch, `calibration-${gflops}.json`);
-    writeFileSync(file, JSON.stringify({ ...profile, compute: { ...(profile.compute as Json), elementwiseGflops: gflops } }));
+  const compute = profile.compute as Json;
+  const layerOverheadMs = compute.layerOverheadMs;
+  if (typeof layerOverheadMs !== 'number') throw new Error(`calibration: the profile has no layerOverheadMs (${String(layerOverheadMs)})`);
+  const variant = (name: string, changes: Json): string => {
+    const file = join(scratch, `calibration-${name}.json`);
+    writeFileSync(file, JSON.stringify({ ...profile, compute: { ...compute, ...changes } }));
     return file;
   };
-  const free = withRate(1e12);
-  const unit = withRate(1);
-  const measured = runs.map((r) => {
-    const kernelSeconds = predictOne(edge, free, input, r.grouping);
-    return { ...r, kernelSeconds, elements: (predictOne(edge, unit, input, r.grouping) - kernelSeconds) * 1e9 };
+  const free = variant('free', { elementwiseGflops: 1e12 });
+  const unit = variant('unit', { elementwiseGflops: 1 });
+  const slower = variant('pass', { elementwiseGflops: 1e12, layerOverheadMs: layerOverheadMs + 1 });
+  const modelled: ModelledRun[] = runs.map((r) => {
+    const kernelSeconds = predictOne(edge, free, input, r.grid, r.grouping);
+    return {
+      ...r, kernelSeconds,
+      elements: (predictOne(edge, unit, input, r.grid, r.grouping) - kernelSeconds) * 1e9,
+      layerPasses: (predictOne(edge, slower, input, r.grid, r.grouping) - kernelSeconds) * 1e3,
+    };
   });
-  const rest = measured.reduce((sum, r) => sum + r.measuredSeconds - r.kernelSeconds, 0);
-  const elements = measured.reduce((sum, r) => sum + r.elements, 0);
-  if (rest > 0) return { runs: measured, method: 'elementwise', elementwiseGflops: Number((elements / rest / 1e9).toPrecision(3)), speedFactor: 1 };
-  const rate = (profile.compute as Json).elementwiseGflops;
+  const fit = fitOverheads(modelled);
+  if (fit.perElement > 0 || fit.perLayerPass > 0) {
+    const elementwiseGflops = fit.perElement > 0 ? Number((1 / fit.perElement / 1e9).toPrecision(3)) : 1e12;
+    const extraLayerOverheadMs = Number((fit.perLayerPass * 1e3).toPrecision(3));
+    const predicted = (r: ModelledRun) => r.kernelSeconds + r.elements / (elementwiseGflops * 1e9) + (r.layerPasses * extraLayerOverheadMs) / 1e3;
+    return { runs: modelled.map((r) => ({ ...r, predictedSeconds: predicted(r) })), method: 'fit', elementwiseGflops, extraLayerOverheadMs, speedFactor: 1 };
+  }
+  const rate = compute.elementwiseGflops;
   if (typeof rate !== 'number' || !(rate > 0)) throw new Error(`calibration: the profile has no elementwise rate (${String(rate)})`);
-  const speedFactor = speedFactorFor(measured.map((r) => ({ measuredSeconds: r.measuredSeconds, predictedSeconds: r.kernelSeconds + r.elements / (rate * 1e9) })));
-  return { runs: measured, method: 'speed', elementwiseGflops: Number((rate * speedFactor).toPrecision(3)), speedFactor };
+  const before = modelled.map((r) => ({ ...r, predictedSeconds: r.kernelSeconds + r.elements / (rate * 1e9) }));
+  const speedFactor = speedFactorFor(before);
+  return { runs: before.map((r) => ({ ...r, predictedSeconds: r.predictedSeconds / speedFactor })), method: 'speed', elementwiseGflops: Number((rate * speedFactor).toPrecision(3)), extraLayerOverheadMs: 0, speedFactor };
 }
 
 /** The factor on every rate that makes the predicted total of the runs their measured total. */
