@@ -61,7 +61,7 @@ const measured = JSON.parse(readFileSync(measuredFile, 'utf8'));
 const scaled = {
   ...measured,
   name: `emulated-${cpus}-cores`,
-  description: `${measuredFile} at ${cpus} cores per device and a ${values.rate} link (the emulator's devices), elementwise rate and layer overhead calibrated on 1-device steps in the emulator (1x1 all and each, 2x2 each)`,
+  description: `${measuredFile} at ${cpus} cores per device and a ${values.rate} link (the emulator's devices), rates and layer overhead calibrated on 1-device steps in the emulator (1x1 all and each, 2x2 each)`,
   compute: scaleToQuota(measured.compute, cpus),
   link: { ...measured.link, mibPerSecond: Math.round(linkMiB * 10) / 10 },
 };
@@ -82,14 +82,14 @@ function plan(devices: number, fixed: string[] = []): { best: Candidate; runnerU
   return { best: candidate(json.best), runnerUps: json.runnerUps.map(candidate), dataParallel };
 }
 
+const HANDLING_INPUT = 128;
 const emulator = (quota = cpus) => ({ name: 'emulator' as const, flags: ['--cpus', String(quota), '--cpu-period', values['cpu-period']!, '--rate', values.rate!, '--memory', '1G'] });
 const common = ['--model', 'yolov2-front', '--input', `${size}x${size}`, '--steps', values.steps!, '--memory-limit', '1G'];
 const stepSeconds = (reports: DeviceReport[]) => mean(reports.flatMap((r) => steadySteps(r).map((s) => s.seconds)));
 
 // Calibration, apart from the table's rows: 1-device steps of the emulated device (1x1 `all` and
-// `each`, and 2x2 `each`: what tiling costs) for the elementwise rate and the per-pass overhead, and
-// 2 devices training one image each (data-parallel: the same compute as the 1-device `all` step,
-// plus an all-reduce) for the CPU that moving a MiB costs.
+// `each`, and 2x2 `each`: what tiling costs) for the speed factor and the per-pass overhead, and
+// the CPU that moving a MiB costs (below).
 const calibrationShapes = [{ grid: '1x1', grouping: 'all' }, { grid: '1x1', grouping: 'each' }, { grid: '2x2', grouping: 'each' }];
 const calibrationReports = calibrationShapes.map(({ grid, grouping }) =>
   runClusterWithReports(1, [...common, '--batch', '1', '--grid', grid, '--forward-groups', grouping, '--backward-groups', grouping], emulator()));
@@ -97,23 +97,28 @@ const calibrationReports = calibrationShapes.map(({ grid, grouping }) =>
 // them (identical runs here differed by up to 40% in CPU per step, which made the mean unstable).
 const fastestStep = (reports: DeviceReport[]) => Math.max(...reports.map((r) => Math.min(...steadySteps(r).map((s) => s.seconds))));
 const calibration = calibrateToSteps(edge, scaled, input, calibrationShapes.map((shape, i) => ({ ...shape, measuredSeconds: fastestStep(calibrationReports[i]!) })));
-const pair = runClusterWithReports(2, [...common, '--parallel', 'data', '--batch', '2', '--grid', '1x1', '--forward-groups', 'all', '--backward-groups', 'all'], emulator());
+// The CPU that moving a MiB costs: 2 devices training one image each (data-parallel: one device's
+// compute plus an all-reduce of every weight gradient) against one device, at a small input where
+// the compute, and the noise in its CPU time, is small against the 2 x 13 MiB the all-reduce moves
+// (at 608 the difference drowned in the noise: 0 once, 5.9 CPU ms per MiB another time).
+const handlingRun = ['--model', 'yolov2-front', '--input', `${HANDLING_INPUT}x${HANDLING_INPUT}`, '--steps', '6', '--memory-limit', '1G', '--grid', '1x1', '--forward-groups', 'all', '--backward-groups', 'all'];
+const handlingAlone = runClusterWithReports(1, [...handlingRun, '--batch', '1'], emulator());
+const pair = runClusterWithReports(2, [...handlingRun, '--parallel', 'data', '--batch', '2'], emulator());
 const cpuPerStep = (reports: DeviceReport[]) => mean(reports.map((r) => Math.min(...steadySteps(r).map((s) => s.cpuSeconds ?? Number.NaN))));
 const movedMiB = mean(pair.map((r) => (r.transport.bytesSent + r.transport.bytesReceived) / r.steps.length)) / 2 ** 20;
-const cpuMsPerMiB = Number(Math.max(0, ((cpuPerStep(pair) - cpuPerStep(calibrationReports[0]!)) * 1000) / movedMiB).toPrecision(3));
+const cpuMsPerMiB = Number(Math.max(0, ((cpuPerStep(pair) - cpuPerStep(handlingAlone)) * 1000) / movedMiB).toPrecision(3));
 // Measured in CPU time; the profile's device has `cpus` of a core, so it takes 1/cpus as long.
 const profile = {
   ...scaled,
   compute: {
     ...scaleToQuota(scaled.compute as Record<string, unknown>, calibration.speedFactor),
-    elementwiseGflops: calibration.elementwiseGflops,
     layerOverheadMs: (scaled.compute.layerOverheadMs as number) / calibration.speedFactor + calibration.extraLayerOverheadMs,
   },
   link: { ...scaled.link, cpuMsPerMiB: Number((cpuMsPerMiB / cpus).toPrecision(3)) },
 };
 writeFileSync(profileFile, `${JSON.stringify(profile, null, 2)}\n`);
-console.error(`bench: ${calibration.method === 'speed' ? `every rate x${calibration.speedFactor} (the kernels alone took longer than the steps), ` : ''}elementwise ${calibration.elementwiseGflops} G elements/s, +${calibration.extraLayerOverheadMs} ms per layer pass, calibrated on ${JSON.stringify(calibration.runs)}; ` +
-  `${cpuMsPerMiB} CPU ms per MiB moved (${cpuPerStep(pair).toFixed(3)} against ${cpuPerStep(calibrationReports[0]!).toFixed(3)} CPU s per step, ${movedMiB.toFixed(1)} MiB sent and received)`);
+console.error(`bench: every rate x${calibration.speedFactor} and +${calibration.extraLayerOverheadMs} ms per layer pass, calibrated on ${JSON.stringify(calibration.runs)}; ` +
+  `${cpuMsPerMiB} CPU ms per MiB moved (${cpuPerStep(pair).toFixed(3)} against ${cpuPerStep(handlingAlone).toFixed(3)} CPU s per step at ${HANDLING_INPUT}x${HANDLING_INPUT}, ${movedMiB.toFixed(1)} MiB sent and received)`);
 
 /** Host CPU time (all cores, seconds) from /proc/stat: busy and total. */
 function hostCpu(): { busy: number; total: number } {

@@ -1,6 +1,6 @@
-// The emulated device's profile: scaling to a CPU quota, and the overheads or speed factor fitted to measured steps.
+// The emulated device's profile: scaling to a CPU quota, and the speed factor and per-pass overhead fitted to measured steps.
 import t from 'tap';
-import { type ModelledRun, fitOverheads, scaleToQuota, speedFactorFor } from '../../tools/lib/emulated-profile.js';
+import { type ModelledRun, fitSteps, scaleToQuota, speedFactorFor } from '../../tools/lib/emulated-profile.js';
 
 t.test('scaleToQuota multiplies rates and divides fixed costs', async (t) => {
   const scaled = scaleToQuota({ elementwiseGflops: 2, taskOverheadMs: 3, workers: 1, conv: [{ forwardGflops: 10, name: 'x' }] }, 0.5);
@@ -14,23 +14,19 @@ t.test('the speed factor makes the predicted total the measured total', async (t
   t.throws(() => speedFactorFor([{ measuredSeconds: 0, predictedSeconds: 2 }]), /no time to fit/);
 });
 
-const run = (kernelSeconds: number, elements: number, layerPasses: number, measuredSeconds: number): ModelledRun =>
-  ({ grid: '1x1', grouping: 'all', kernelSeconds, elements, layerPasses, measuredSeconds });
+const run = (profileSeconds: number, layerPasses: number, measuredSeconds: number): ModelledRun =>
+  ({ grid: '1x1', grouping: 'all', profileSeconds, layerPasses, measuredSeconds });
 
-t.test('the overhead fit recovers a per-element and a per-layer-pass cost', async (t) => {
-  // 1 ns per element and 10 ms per layer pass, on top of the kernels' seconds.
-  const fit = fitOverheads([run(5, 1e9, 32, 5 + 1 + 0.32), run(6, 1e9, 128, 6 + 1 + 1.28), run(4, 2e9, 32, 4 + 2 + 0.32)]);
-  t.ok(Math.abs(fit.perElement - 1e-9) < 1e-15, `per element ${fit.perElement}`);
+t.test('the step fit recovers a slowdown of every rate and a per-layer-pass cost', async (t) => {
+  // Everything 25% slower than the profile says (speed factor 0.8), and 10 ms per layer pass.
+  const fit = fitSteps([run(10, 32, 12.5 + 0.32), run(10.2, 32, 12.75 + 0.32), run(10.4, 128, 13 + 1.28)]);
+  t.equal(fit.speedFactor, 0.8);
   t.ok(Math.abs(fit.perLayerPass - 0.01) < 1e-9, `per layer pass ${fit.perLayerPass}`);
 });
 
-t.test('a cost the runs would make negative is fixed at zero and the other refitted', async (t) => {
-  // More passes but less time: per pass would come out negative.
-  const fit = fitOverheads([run(0, 1e9, 32, 2), run(0, 1e9, 128, 1)]);
-  t.equal(fit.perLayerPass, 0);
-  t.ok(Math.abs(fit.perElement - 1.5e-9) < 1e-15, `per element ${fit.perElement}`);
-  // Only passes explain the time: 2 and 4 s over 100 and 200 passes.
-  t.same(fitOverheads([run(1, 0, 100, 3), run(1, 0, 200, 5)]), { perElement: 0, perLayerPass: 0.02 });
-  // The kernels alone take longer: nothing to charge.
-  t.same(fitOverheads([run(3, 1e9, 32, 2), run(3, 1e9, 128, 2.5)]), { perElement: 0, perLayerPass: 0 });
+t.test('without a per-pass cost to fit, the speed factor alone matches the total', async (t) => {
+  // More passes but no more time: the per-pass cost would be negative.
+  t.same(fitSteps([run(10, 32, 12), run(10, 128, 11)]), { speedFactor: 0.87, perLayerPass: 0 });
+  // Passes in proportion to the profile's seconds: the runs cannot tell the two apart.
+  t.same(fitSteps([run(10, 32, 5), run(20, 64, 10)]), { speedFactor: 2, perLayerPass: 0 });
 });
