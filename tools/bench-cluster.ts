@@ -10,7 +10,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { type DeviceReport, type StepRecord, mean, mib, runClusterWithReports, steadySteps } from './lib/cluster-reports.js';
+import { type DeviceReport, type StepRecord, lowerMedian, mean, mib, runClusterWithReports, steadySteps } from './lib/cluster-reports.js';
 import { DEFAULT_CPU_PERIOD_MS } from './lib/emulated-cluster.js';
 import { calibrateToSteps, scaleToQuota } from './lib/emulated-profile.js';
 import { speedupChart } from './lib/svg-chart.js';
@@ -91,12 +91,17 @@ const stepSeconds = (reports: DeviceReport[]) => mean(reports.flatMap((r) => ste
 // `each`, and 2x2 `each`: what tiling costs) for the speed factor and the per-pass overhead, and
 // the CPU that moving a MiB costs (below).
 const calibrationShapes = [{ grid: '1x1', grouping: 'all' }, { grid: '1x1', grouping: 'each' }, { grid: '2x2', grouping: 'each' }];
-const calibrationReports = calibrationShapes.map(({ grid, grouping }) =>
-  runClusterWithReports(1, [...common, '--batch', '1', '--grid', grid, '--forward-groups', grouping, '--backward-groups', grouping], emulator()));
-// The fastest steady step and the least CPU per step: other load on this machine only ever adds to
-// them (identical runs here differed by up to 40% in CPU per step, which made the mean unstable).
+// Each shape --repeats times, interleaved (machine noise then hits them alike), keeping per shape the
+// median of the runs' fastest steady steps: the fastest step because other load on this machine
+// only ever adds to a step; the median of runs because one run's fastest step still varied by 25%
+// between runs minutes apart, and the per-pass cost is fitted from the difference of two steps.
+const calibrationRuns = calibrationShapes.map(() => [] as number[]);
 const fastestStep = (reports: DeviceReport[]) => Math.max(...reports.map((r) => Math.min(...steadySteps(r).map((s) => s.seconds))));
-const calibration = calibrateToSteps(edge, scaled, input, calibrationShapes.map((shape, i) => ({ ...shape, measuredSeconds: fastestStep(calibrationReports[i]!) })));
+for (let round = 0; round < repeats; round++) {
+  calibrationShapes.forEach(({ grid, grouping }, i) => calibrationRuns[i]!.push(fastestStep(
+    runClusterWithReports(1, [...common, '--batch', '1', '--grid', grid, '--forward-groups', grouping, '--backward-groups', grouping], emulator()))));
+}
+const calibration = calibrateToSteps(edge, scaled, input, calibrationShapes.map((shape, i) => ({ ...shape, measuredSeconds: lowerMedian(calibrationRuns[i]!) })));
 // The CPU that moving a MiB costs: 2 devices training one image each (data-parallel: one device's
 // compute plus an all-reduce of every weight gradient) against one device, at a small input where
 // the compute, and the noise in its CPU time, is small against the 2 x 13 MiB the all-reduce moves
@@ -144,8 +149,8 @@ interface Row {
 const rows: Row[] = [];
 /** The run with the median time (the lower of the two middle ones), carrying every run's time. */
 function medianRun(runs: readonly Row[]): Row {
-  const sorted = [...runs].sort((a, b) => a.measuredSeconds - b.measuredSeconds);
-  return { ...sorted[Math.floor((sorted.length - 1) / 2)]!, measuredRuns: runs.map((r) => r.measuredSeconds) };
+  const median = lowerMedian(runs.map((r) => r.measuredSeconds));
+  return { ...runs.find((r) => r.measuredSeconds === median)!, measuredRuns: runs.map((r) => r.measuredSeconds) };
 }
 function measure(devices: number, c: Candidate, quota = cpus, dataParallel = false): Row {
   const images = dataParallel ? devices : 1;
@@ -214,7 +219,7 @@ const table = rows.map((r) => {
 });
 const result = {
   command: `node dist/bench-cluster.js --input ${size} --devices ${values.devices} --cpus ${cpus} --cpu-period ${values['cpu-period']} --rate ${values.rate} --steps ${values.steps}${repeats > 1 ? ` --repeats ${repeats}` : ''} --groupings ${values.groupings}${values['skip-one-core'] ? ' --skip-one-core' : ''}${values.profile ? ` --profile ${values.profile}` : ''} --out ${values.out}`,
-  emulatedDevice: { cpus, cpuPeriodMs: Number(values['cpu-period']), memory: '1G', link: values.rate, profile: profileFile, measuredProfile: measuredFile, calibration, cpuMsPerMiB },
+  emulatedDevice: { cpus, cpuPeriodMs: Number(values['cpu-period']), memory: '1G', link: values.rate, profile: profileFile, measuredProfile: measuredFile, calibration, calibrationRuns: calibrationShapes.map((shape, i) => ({ ...shape, fastestStepOfEachRun: calibrationRuns[i] })), cpuMsPerMiB },
   oneCore,
   rows: table,
 };

@@ -4,7 +4,7 @@
 import type { Exchange } from '../peers/exchange.js';
 import { type RegionLayout, copySubRegion, layoutLength } from '../tiles/layout.js';
 import { type TilePhase, type TilePlan, exchangeRegions, exchangeStrips } from '../tiles/plan.js';
-import { type Region, intersectRegions, isEmptyRegion } from '../tiles/region.js';
+import { type Region, intersectRegions, isEmptyRegion, sameRegion } from '../tiles/region.js';
 
 type Take = (from: number, part: Region, band: Region, data: Float32Array) => void;
 
@@ -74,22 +74,28 @@ export class TileExchange {
    * The adjoint of openHalo: partial gradients go to their owners and are added there. Each other
    * tile's strip lands in its own slot (`slot(from)`, laid out over that strip's region); the
    * returned function sends this tile's partial and, once every strip is in, writes into `sum` the
-   * tile's own part plus the slots, added in tile order so the rounding does not depend on arrival order.
+   * tile's own part, then adds the slots in tile order, so the rounding does not depend on arrival
+   * order. The own part covers the core, so it is copied rather than added to zeros (a JS add loop
+   * over the whole core was a tenth of the speed of the copy).
    */
   openGradient(group: number, tile: number, slot: (from: number) => Float32Array): (partial: Float32Array, sum: Float32Array) => Promise<void> {
     const { map, source, wanted } = exchangeRegions(this.plan, 'grad', group);
     const arrivals = this.expectParts('grad', group, tile, (from, part, band, data) =>
       copySubRegion(data, this.layout(map, band), slot(from), this.layout(map, part), band));
     const parts = exchangeStrips(this.plan, 'grad', group).strips.filter((s) => s.to === tile).sort((a, b) => a.from - b.from);
+    const own = parts.find((s) => s.from === tile);
+    const others = parts.filter((s) => s.from !== tile);
     return async (partial, sum) => {
       this.sendParts('grad', group, tile, partial);
       await arrivals;
       const myCore = this.layout(map, wanted(tile));
-      sum.fill(0);
-      for (const { from, region } of parts) {
-        if (from === tile) copySubRegion(partial, this.layout(map, source(tile)), sum, myCore, region, 'add');
-        else copySubRegion(slot(from), this.layout(map, region), sum, myCore, region, 'add');
+      const ownLayout = this.layout(map, source(tile));
+      if (own && sameRegion(own.region, myCore.region)) copySubRegion(partial, ownLayout, sum, myCore, own.region);
+      else {
+        sum.fill(0);
+        if (own) copySubRegion(partial, ownLayout, sum, myCore, own.region, 'add');
       }
+      for (const { from, region } of others) copySubRegion(slot(from), this.layout(map, region), sum, myCore, region, 'add');
     };
   }
 }

@@ -29,6 +29,8 @@ t.test('bad specs are refused with the value', async (t) => {
   t.throws(() => validateSpec({ ...spec, devices: 0 }), /devices must be 1..250, got 0/);
   t.throws(() => validateSpec({ ...spec, cpus: 0 }), /CPU cores per device must be positive, got 0/);
   t.throws(() => validateSpec({ ...spec, memoryBytes: 1000 }), /at least 64 MiB/);
+  t.throws(() => validateSpec({ ...spec, cpuPeriodMs: 0.5 }), /CPU period must be 1..1000 ms, got 0.5/);
+  t.doesNotThrow(() => validateSpec({ ...spec, cpuPeriodMs: 100 }));
 });
 
 const leftovers = () => ({
@@ -55,7 +57,7 @@ t.test('as root: 3 emulated devices train and leave nothing behind', { skip: una
   const run = spawnSync(process.execPath, ['dist/emulator.js', '--devices', '3', '--lean-runtime', '--model', 'tiny', '--steps', '2'], { encoding: 'utf8', env: bundleEnv(), timeout: 180_000 });
   t.equal(run.status, 0, 'the emulator exits 0');
   if (run.status !== 0) t.comment(run.stderr.slice(-2000));
-  t.match(run.stderr, /emulator: 3 devices, [\d.]+ cores, 1G and a 100mbit link each; peers 10\.88\.0\.1:9000,10\.88\.0\.2:9000,10\.88\.0\.3:9000/);
+  t.match(run.stderr, /emulator: 3 devices, [\d.]+ cores \(period 10 ms\), 1G and a 100mbit link each; peers 10\.88\.0\.1:9000,10\.88\.0\.2:9000,10\.88\.0\.3:9000/);
   t.match(run.stderr, /\[rank 2\] done: 2 steps/);
   t.equal((run.stderr.match(/\] runtime: .*flags --max-semi-space-size=1, MALLOC_ARENA_MAX 1$/gm) ?? []).length, 3, 'every device runs lean');
   t.match(run.stderr, /emulator: rank 0 peak memory \(cgroup\) [\d.]+ MiB/);

@@ -48,4 +48,6 @@ export function runClusterWithReports(devices: number, flags: readonly string[],
 /** Steps after the first (which includes warm-up: heap growth, first kernel runs); all of them if there is one. */
 export const steadySteps = (r: DeviceReport): readonly StepRecord[] => (r.steps.length > 1 ? r.steps.slice(1) : r.steps);
 export const mean = (xs: readonly number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length;
+/** The median, the lower of the two middle values for an even count. */
+export const lowerMedian = (xs: readonly number[]): number => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)]!;
 export const mib = (bytes: number): number => Math.round((bytes / 2 ** 20) * 10) / 10;
