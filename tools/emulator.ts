@@ -22,6 +22,10 @@ through a bridge by a veth link shaped with tbf, and in cgroups with a CPU quota
   --lean-runtime  start devices as MALLOC_ARENA_MAX=1 node --max-semi-space-size=1 (less memory)
 Needs root. Other flags go to every device (see node dist/edge.js --help); --peers and --rank are set here.`;
 
+// Whoever reads our output may go away (a benchmark that was stopped): the write errors must not end
+// this process before the clean-up in `finally` below (runDevices stops the devices on them).
+for (const stream of [process.stdout, process.stderr]) stream.on('error', () => undefined);
+
 const argv = process.argv.slice(2);
 if (argv.includes('--help')) {
   console.log(HELP);

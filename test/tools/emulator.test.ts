@@ -1,8 +1,9 @@
 // The Pi-cluster emulator: the network it builds (pure), and real runs as root: devices train in
 // their namespaces and cgroups, and everything is removed afterwards, also when a device is killed
-// by its memory cap.
+// by its memory cap or the reader of its output goes away.
 import t from 'tap';
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { once } from 'node:events';
 import { existsSync, readdirSync } from 'node:fs';
 import { type EmulatorSpec, addressOf, networkCommands, validateSpec } from '../../tools/lib/emulated-cluster.js';
 import { bundleEnv } from '../helpers/cluster.js';
@@ -69,5 +70,21 @@ t.test('as root: a device killed by its memory cap stops the run, and the cleanu
     { encoding: 'utf8', env: bundleEnv(), timeout: 180_000 });
   t.not(run.status, 0, 'the emulator reports the failure');
   t.match(run.stderr, /emulator: stopping all devices: rank \d failed/);
+  t.same(leftovers(), { namespaces: [], cgroups: [] }, 'no namespace or cgroup left');
+});
+
+t.test('as root: when the reader of its output goes away, the emulator stops the devices and still cleans up', { skip: unavailable }, async (t) => {
+  const child = spawn(process.execPath, ['dist/emulator.js', '--devices', '2', '--model', 'tiny', '--steps', '200'], { stdio: ['ignore', 'pipe', 'pipe'], env: bundleEnv() });
+  let seen = '';
+  child.stderr.on('data', (chunk: Buffer) => {
+    seen += chunk.toString();
+    // Training is under way: close the pipes as a stopped benchmark would.
+    if (/\[rank \d\] step 2\//.test(seen)) {
+      child.stdout.destroy();
+      child.stderr.destroy();
+    }
+  });
+  const [code] = await once(child, 'exit') as [number | null];
+  t.equal(code, 141, 'the devices were stopped, not run to the end');
   t.same(leftovers(), { namespaces: [], cgroups: [] }, 'no namespace or cgroup left');
 });

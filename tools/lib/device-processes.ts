@@ -45,8 +45,12 @@ export async function runDevices(options: RunOptions): Promise<number> {
   };
   const onInterrupt = () => stopAll('interrupted', 130);
   const onTerminate = () => stopAll('terminated', 143);
+  // Whoever read our output went away (a benchmark that was stopped): nobody sees the devices any more.
+  const onOutputGone = () => stopAll('the launcher\'s output was closed', 141);
   process.on('SIGINT', onInterrupt);
   process.on('SIGTERM', onTerminate);
+  process.stdout.on('error', onOutputGone);
+  process.stderr.on('error', onOutputGone);
 
   const exits = Array.from({ length: options.devices }, (_, rank) => {
     const command = options.command(rank);
@@ -78,6 +82,8 @@ export async function runDevices(options: RunOptions): Promise<number> {
   await Promise.all(exits);
   process.off('SIGINT', onInterrupt);
   process.off('SIGTERM', onTerminate);
+  process.stdout.off('error', onOutputGone);
+  process.stderr.off('error', onOutputGone);
   if (exitCode === 0) console.error(`${options.name}: all ${options.devices} devices finished`);
   return exitCode;
 }
