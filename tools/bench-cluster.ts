@@ -82,7 +82,7 @@ function plan(devices: number, fixed: string[] = []): { best: Candidate; runnerU
   return { best: candidate(json.best), runnerUps: json.runnerUps.map(candidate), dataParallel };
 }
 
-const HANDLING_INPUT = 128;
+const HANDLING_INPUT = 64;
 const emulator = (quota = cpus) => ({ name: 'emulator' as const, flags: ['--cpus', String(quota), '--cpu-period', values['cpu-period']!, '--rate', values.rate!, '--memory', '1G'] });
 const common = ['--model', 'yolov2-front', '--input', `${size}x${size}`, '--steps', values.steps!, '--memory-limit', '1G'];
 const stepSeconds = (reports: DeviceReport[]) => mean(reports.flatMap((r) => steadySteps(r).map((s) => s.seconds)));
@@ -105,13 +105,17 @@ const calibration = calibrateToSteps(edge, scaled, input, calibrationShapes.map(
 // The CPU that moving a MiB costs: 2 devices training one image each (data-parallel: one device's
 // compute plus an all-reduce of every weight gradient) against one device, at a small input where
 // the compute, and the noise in its CPU time, is small against the 2 x 13 MiB the all-reduce moves
-// (at 608 the difference drowned in the noise: 0 once, 5.9 CPU ms per MiB another time).
-const handlingRun = ['--model', 'yolov2-front', '--input', `${HANDLING_INPUT}x${HANDLING_INPUT}`, '--steps', '6', '--memory-limit', '1G', '--grid', '1x1', '--forward-groups', 'all', '--backward-groups', 'all'];
-const handlingAlone = runClusterWithReports(1, [...handlingRun, '--batch', '1'], emulator());
-const pair = runClusterWithReports(2, [...handlingRun, '--parallel', 'data', '--batch', '2'], emulator());
+// (at 608 the difference came out 0 once and 5.9 CPU ms per MiB another time; at 128, 5.4 and 0.15).
+// --repeats pairs of runs alternated, and the median of the differences.
+const handlingRun = ['--model', 'yolov2-front', '--input', `${HANDLING_INPUT}x${HANDLING_INPUT}`, '--steps', '8', '--memory-limit', '1G', '--grid', '1x1', '--forward-groups', 'all', '--backward-groups', 'all'];
 const cpuPerStep = (reports: DeviceReport[]) => mean(reports.map((r) => Math.min(...steadySteps(r).map((s) => s.cpuSeconds ?? Number.NaN))));
-const movedMiB = mean(pair.map((r) => (r.transport.bytesSent + r.transport.bytesReceived) / r.steps.length)) / 2 ** 20;
-const cpuMsPerMiB = Number(Math.max(0, ((cpuPerStep(pair) - cpuPerStep(handlingAlone)) * 1000) / movedMiB).toPrecision(3));
+const handling = Array.from({ length: repeats }, () => {
+  const alone = cpuPerStep(runClusterWithReports(1, [...handlingRun, '--batch', '1'], emulator()));
+  const pair = runClusterWithReports(2, [...handlingRun, '--parallel', 'data', '--batch', '2'], emulator());
+  const movedMiB = mean(pair.map((r) => (r.transport.bytesSent + r.transport.bytesReceived) / r.steps.length)) / 2 ** 20;
+  return { alone, pair: cpuPerStep(pair), movedMiB, cpuMsPerMiB: ((cpuPerStep(pair) - alone) * 1000) / movedMiB };
+});
+const cpuMsPerMiB = Number(Math.max(0, lowerMedian(handling.map((h) => h.cpuMsPerMiB))).toPrecision(3));
 // Measured in CPU time; the profile's device has `cpus` of a core, so it takes 1/cpus as long.
 const profile = {
   ...scaled,
@@ -123,7 +127,7 @@ const profile = {
 };
 writeFileSync(profileFile, `${JSON.stringify(profile, null, 2)}\n`);
 console.error(`bench: every rate x${calibration.speedFactor} and +${calibration.extraLayerOverheadMs} ms per layer pass, calibrated on ${JSON.stringify(calibration.runs)}; ` +
-  `${cpuMsPerMiB} CPU ms per MiB moved (${cpuPerStep(pair).toFixed(3)} against ${cpuPerStep(handlingAlone).toFixed(3)} CPU s per step at ${HANDLING_INPUT}x${HANDLING_INPUT}, ${movedMiB.toFixed(1)} MiB sent and received)`);
+  `${cpuMsPerMiB} CPU ms per MiB moved (median of ${JSON.stringify(handling.map((h) => ({ ...h, cpuMsPerMiB: Number(h.cpuMsPerMiB.toPrecision(3)) })))} at ${HANDLING_INPUT}x${HANDLING_INPUT})`);
 
 /** Host CPU time (all cores, seconds) from /proc/stat: busy and total. */
 function hostCpu(): { busy: number; total: number } {
@@ -219,7 +223,7 @@ const table = rows.map((r) => {
 });
 const result = {
   command: `node dist/bench-cluster.js --input ${size} --devices ${values.devices} --cpus ${cpus} --cpu-period ${values['cpu-period']} --rate ${values.rate} --steps ${values.steps}${repeats > 1 ? ` --repeats ${repeats}` : ''} --groupings ${values.groupings}${values['skip-one-core'] ? ' --skip-one-core' : ''}${values.profile ? ` --profile ${values.profile}` : ''} --out ${values.out}`,
-  emulatedDevice: { cpus, cpuPeriodMs: Number(values['cpu-period']), memory: '1G', link: values.rate, profile: profileFile, measuredProfile: measuredFile, calibration, calibrationRuns: calibrationShapes.map((shape, i) => ({ ...shape, fastestStepOfEachRun: calibrationRuns[i] })), cpuMsPerMiB },
+  emulatedDevice: { cpus, cpuPeriodMs: Number(values['cpu-period']), memory: '1G', link: values.rate, profile: profileFile, measuredProfile: measuredFile, calibration, calibrationRuns: calibrationShapes.map((shape, i) => ({ ...shape, fastestStepOfEachRun: calibrationRuns[i] })), cpuMsPerMiB, handlingRuns: handling },
   oneCore,
   rows: table,
 };
