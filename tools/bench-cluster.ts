@@ -6,7 +6,7 @@
 // predicted step time against the measured one. JSON, a Markdown table and an SVG chart.
 //   npm run build && sudo node dist/bench-cluster.js [--input 224] [--devices 1,2,3,4,6] [--cpus 0.33] [--cpu-period 10] [--repeats 1] [--groupings planner,each,all,reference,data] [--skip-one-core] [--profile FILE] [--out DIR]
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -199,13 +199,21 @@ for (const devices of counts) {
   // Round-robin, so that a slow spell of this shared machine falls on every row alike.
   for (let round = 0; round < repeats; round++) for (const run of runs) run.rows.push(measure(devices, run.c, cpus, run.dataParallel));
   for (const run of runs) rows.push(medianRun(run.rows));
+  // What a later failure must not lose (result.json comes at the end).
+  writeFileSync(join(values.out!, 'rows.partial.json'), `${JSON.stringify({ complete: false, rows }, null, 2)}\n`);
 }
 // Without a 1-device row (e.g. a repeat of some device counts) the ratios to it are NaN.
 const single = rows.find((r) => r.devices === 1) ?? { grid: '1x1', forward: 'all', backward: 'all', measuredSeconds: Number.NaN, peakRssMiB: Number.NaN };
 let oneCore: Row | null = null;
+let oneCoreError: string | null = null;
 if (!values['skip-one-core']) {
   // One core of a Pi-class device: a quarter of its quota (a Pi 3 has 4 cores).
-  oneCore = medianRun([measure(1, { name: 'one core of a device', grid: single.grid, forward: single.forward, backward: single.backward, predicted: Number.NaN }, cpus / 4)]);
+  try {
+    oneCore = medianRun([measure(1, { name: 'one core of a device', grid: single.grid, forward: single.forward, backward: single.backward, predicted: Number.NaN }, cpus / 4)]);
+  } catch (error) {
+    oneCoreError = (error as Error).message;
+    console.error(`bench: the one-core run failed, the table goes without it: ${oneCoreError}`);
+  }
 }
 
 const table = rows.map((r) => {
@@ -225,9 +233,11 @@ const result = {
   command: `node dist/bench-cluster.js --input ${size} --devices ${values.devices} --cpus ${cpus} --cpu-period ${values['cpu-period']} --rate ${values.rate} --steps ${values.steps}${repeats > 1 ? ` --repeats ${repeats}` : ''} --groupings ${values.groupings}${values['skip-one-core'] ? ' --skip-one-core' : ''}${values.profile ? ` --profile ${values.profile}` : ''} --out ${values.out}`,
   emulatedDevice: { cpus, cpuPeriodMs: Number(values['cpu-period']), memory: '1G', link: values.rate, profile: profileFile, measuredProfile: measuredFile, calibration, calibrationRuns: calibrationShapes.map((shape, i) => ({ ...shape, fastestStepOfEachRun: calibrationRuns[i] })), cpuMsPerMiB, handlingRuns: handling },
   oneCore,
+  ...(oneCoreError ? { oneCoreError } : {}),
   rows: table,
 };
 writeFileSync(join(values.out!, 'result.json'), `${JSON.stringify(result, null, 2)}\n`);
+rmSync(join(values.out!, 'rows.partial.json'), { force: true });
 const markdown = [
   `YOLOv2 front ${size}x${size}, batch 1 (data-parallel: batch = devices, one image each; its times are per image); each device ${cpus} cores of this machine, 1 GiB, ${values.rate}${oneCore ? `; one core of a device: ${oneCore.measuredSeconds} s/step` : ''}`,
   '',

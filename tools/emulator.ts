@@ -8,7 +8,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseByteSize } from '../src/memory/estimate.js';
 import { deviceRuntime, runDevices } from './lib/device-processes.js';
-import { DEFAULT_CPU_PERIOD_MS, setUpCluster } from './lib/emulated-cluster.js';
+import { DEFAULT_CPU_PERIOD_MS, cfsBandwidth, setUpCluster } from './lib/emulated-cluster.js';
 
 const HELP = `Usage: npm run emulate -- [--devices N] [--rate R] [--cpus C] [--cpu-period MS] [--memory SIZE] [edge flags]
 
@@ -70,7 +70,7 @@ try {
 const edge = join(dirname(fileURLToPath(import.meta.url)), 'edge.js');
 const runtime = deviceRuntime(lean);
 const secret = randomBytes(16).toString('hex');
-console.error(`emulator: ${devices} devices, ${spec.cpus.toFixed(2)} cores (period ${spec.cpuPeriodMs} ms), ${own.get('--memory') ?? '1G'} and a ${spec.rate} link each; peers ${cluster.peers}`);
+console.error(`emulator: ${devices} devices, ${spec.cpus.toFixed(2)} cores (period ${cfsBandwidth(spec).periodUs / 1000} ms), ${own.get('--memory') ?? '1G'} and a ${spec.rate} link each; peers ${cluster.peers}`);
 let code = 1;
 try {
   code = await runDevices({

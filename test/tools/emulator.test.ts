@@ -5,7 +5,7 @@ import t from 'tap';
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync, readdirSync } from 'node:fs';
-import { type EmulatorSpec, addressOf, networkCommands, validateSpec } from '../../tools/lib/emulated-cluster.js';
+import { type EmulatorSpec, addressOf, cfsBandwidth, networkCommands, validateSpec } from '../../tools/lib/emulated-cluster.js';
 import { bundleEnv } from '../helpers/cluster.js';
 
 const spec: EmulatorSpec = { devices: 2, rate: '100mbit', cpus: 0.5, memoryBytes: 1 << 30, runId: 'ab12' };
@@ -32,6 +32,13 @@ t.test('bad specs are refused with the value', async (t) => {
   t.throws(() => validateSpec({ ...spec, memoryBytes: 1000 }), /at least 64 MiB/);
   t.throws(() => validateSpec({ ...spec, cpuPeriodMs: 0.5 }), /CPU period must be 1..1000 ms, got 0.5/);
   t.doesNotThrow(() => validateSpec({ ...spec, cpuPeriodMs: 100 }));
+});
+
+t.test('the CFS period stretches where the quota would fall under the kernel minimum of 1 ms', async (t) => {
+  t.same(cfsBandwidth({ ...spec, cpus: 0.3 }), { periodUs: 10_000, quotaUs: 3000 });
+  t.same(cfsBandwidth({ ...spec, cpus: 0.3, cpuPeriodMs: 100 }), { periodUs: 100_000, quotaUs: 30_000 });
+  t.same(cfsBandwidth({ ...spec, cpus: 0.075 }), { periodUs: 13_334, quotaUs: 1000 });
+  t.same(cfsBandwidth({ ...spec, cpus: 2 }), { periodUs: 10_000, quotaUs: 20_000 });
 });
 
 const leftovers = () => ({

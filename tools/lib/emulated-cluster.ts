@@ -44,6 +44,16 @@ export function validateSpec(spec: EmulatorSpec): void {
   if (!/^[0-9a-z]{1,6}$/.test(spec.runId)) throw new Error(`run id must be 1-6 lowercase letters or digits, got "${spec.runId}"`);
 }
 
+/**
+ * The cgroup's CFS period and quota in µs. The kernel refuses a quota under 1 ms, so a device with
+ * few cores gets a longer period than asked for (0.075 cores: 13.4 ms instead of 10).
+ */
+export function cfsBandwidth(spec: EmulatorSpec): { periodUs: number; quotaUs: number } {
+  const periodUs = Math.max(Math.round((spec.cpuPeriodMs ?? DEFAULT_CPU_PERIOD_MS) * 1000), Math.ceil(MIN_QUOTA_US / spec.cpus));
+  return { periodUs, quotaUs: Math.max(MIN_QUOTA_US, Math.round(spec.cpus * periodUs)) };
+}
+const MIN_QUOTA_US = 1000;
+
 /** The `ip`/`tc` commands that build the network, in order (pure: the tests check them). */
 export function networkCommands(spec: EmulatorSpec): string[][] {
   const sw = switchNamespace(spec);
@@ -119,9 +129,9 @@ export function setUpCluster(spec: EmulatorSpec): EmulatedCluster {
       const memory = cgroupOf(spec, 'memory', rank);
       mkdirSync(cpu, { recursive: true });
       mkdirSync(memory, { recursive: true });
-      const periodUs = Math.round((spec.cpuPeriodMs ?? DEFAULT_CPU_PERIOD_MS) * 1000);
+      const { periodUs, quotaUs } = cfsBandwidth(spec);
       writeFileSync(join(cpu, 'cpu.cfs_period_us'), String(periodUs));
-      writeFileSync(join(cpu, 'cpu.cfs_quota_us'), String(Math.round(spec.cpus * periodUs)));
+      writeFileSync(join(cpu, 'cpu.cfs_quota_us'), String(quotaUs));
       writeFileSync(join(memory, 'memory.limit_in_bytes'), String(spec.memoryBytes));
     }
   } catch (error) {
