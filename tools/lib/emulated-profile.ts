@@ -10,7 +10,7 @@
 //    work the rates miss: smaller GEMMs, filter rotations and float64 sums per tile, strip copies,
 //    hand-offs between the scheduler and the compute thread).
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -96,12 +96,17 @@ export function calibrateToSteps(edge: string, profile: Json, input: string, run
     writeFileSync(file, JSON.stringify({ ...profile, compute: { ...compute, ...changes } }));
     return file;
   };
-  const asIs = write('as-is', {});
-  const slower = write('pass', { layerOverheadMs: layerOverheadMs + 1 });
-  const modelled: ModelledRun[] = runs.map((r) => {
-    const profileSeconds = predictOne(edge, asIs, input, r.grid, r.grouping);
-    return { ...r, profileSeconds, layerPasses: (predictOne(edge, slower, input, r.grid, r.grouping) - profileSeconds) * 1e3 };
-  });
+  let modelled: ModelledRun[];
+  try {
+    const asIs = write('as-is', {});
+    const slower = write('pass', { layerOverheadMs: layerOverheadMs + 1 });
+    modelled = runs.map((r) => {
+      const profileSeconds = predictOne(edge, asIs, input, r.grid, r.grouping);
+      return { ...r, profileSeconds, layerPasses: (predictOne(edge, slower, input, r.grid, r.grouping) - profileSeconds) * 1e3 };
+    });
+  } finally {
+    rmSync(scratch, { recursive: true, force: true });
+  }
   const fit = fitSteps(modelled);
   const extraLayerOverheadMs = Number((fit.perLayerPass * 1e3).toPrecision(3));
   return {
