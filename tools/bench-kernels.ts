@@ -2,7 +2,7 @@
 // layer shapes (whole maps, and the largest band of each layer as tile compute runs it on one device:
 // src/tiles/bands.ts) on each backend, wasm against cpu at the check shape, and the cost of tiling on one
 // core (the front trained as a 2x2 grid against unpartitioned, measured alternately in one run).
-//   node dist/bench-kernels.js [--input 608] [--tiling-input 320] [--repeats 3] [--out bench-results/kernels.json]
+//   node dist/bench-kernels.js [--input 608] [--tiling-input 320] [--repeats 3] [--tiling-only] [--out bench-results/kernels.json]
 import * as tf from '@tensorflow/tfjs';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
@@ -21,6 +21,7 @@ import { BAND_BYTES, bandReadRows, layerBands } from '../src/tiles/bands.js';
 import { fusedRegions } from '../src/tiles/fused-regions.js';
 import { regionWidth, wholeMap } from '../src/tiles/region.js';
 import { relativeError } from '../src/verify/verify.js';
+import { lowerMedian } from './lib/cluster-reports.js';
 import { toolArgs } from './lib/tool-args.js';
 
 const values = toolArgs('bench-kernels', "GFLOP/s of conv forward, input gradient and filter gradient at the YOLOv2 front's layer shapes (whole maps and bands), and the cost of tiling on one core.", {
@@ -28,6 +29,8 @@ const values = toolArgs('bench-kernels', "GFLOP/s of conv forward, input gradien
     'tiling-input': { type: 'string', default: '320' },
     repeats: { type: 'string', default: '5' },
     'skip-cpu-check': { type: 'boolean', default: false },
+    /** Only the cost of tiling (no kernel tables, no cpu check). */
+    'tiling-only': { type: 'boolean', default: false },
     out: { type: 'string', default: 'bench-results/kernels.json' },
   });
 const repeats = Number(values.repeats);
@@ -115,7 +118,8 @@ async function kernelTable(backend: BackendName, shapes: ConvShape[]) {
   return rows;
 }
 
-async function stepSeconds(net: Network, grid: { rows: number; cols: number }, grouping: string): Promise<number> {
+/** One device training `net` on `grid` (threads 0: this thread); step() times one step. */
+async function stepper(net: Network, grid: { rows: number; cols: number }, grouping: string) {
   const groups = parseGrouping(grouping, net.layers.length);
   const plan = buildTilePlan({ net, grid, devices: 1, batch: 1, forwardGroups: groups, backwardGroups: groups });
   const maps = mapShapes(net);
@@ -127,14 +131,18 @@ async function stepSeconds(net: Network, grid: { rows: number; cols: number }, g
   await runtime.engine.loadParams();
   const [exchange] = createInMemoryCluster(1, plan.tileDevice);
   const inputLayout = { region: wholeMap(maps[0]!.height, maps[0]!.width), batch: 1, channels: maps[0]!.channels };
-  const started = performance.now();
-  await runDeviceStep(runtime, exchange!, {
-    input: (_t, region, into) => copySubRegion(input, inputLayout, into, { ...inputLayout, region }, region),
-    outputGradient: async (_t, core) => extractSubRegion(dOut, { region: wholeMap(last.height, last.width), batch: 1, channels: last.channels }, core),
-  }, { step: 0, wantInputGradient: false });
-  const seconds = (performance.now() - started) / 1000;
-  await runtime.engine.close();
-  return seconds;
+  let step = 0;
+  return {
+    async step(): Promise<number> {
+      const started = performance.now();
+      await runDeviceStep(runtime, exchange!, {
+        input: (_t, region, into) => copySubRegion(input, inputLayout, into, { ...inputLayout, region }, region),
+        outputGradient: async (_t, core) => extractSubRegion(dOut, { region: wholeMap(last.height, last.width), batch: 1, channels: last.channels }, core),
+      }, { step: step++, wantInputGradient: false });
+      return (performance.now() - started) / 1000;
+    },
+    close: () => runtime.engine.close(),
+  };
 }
 
 async function tilingCost(net: Network) {
@@ -144,16 +152,21 @@ async function tilingCost(net: Network) {
     { name: '2x2 all', grid: { rows: 2, cols: 2 }, grouping: 'all' },
     { name: '2x2 each', grid: { rows: 2, cols: 2 }, grouping: 'each' },
   ];
-  await stepSeconds(net, variants[0]!.grid, 'all'); // warm-up: wasm heap growth, kernel setup
+  // Steady steps: one runtime per variant, its first step (arena and heap growth, kernel set-up)
+  // untimed. Until session 7 every sample was the first step of a new runtime, which charged the
+  // tiled variants their larger set-up: 2x2 `each` at 608 came out 1.39x, steadily it is less.
+  const steppers = [];
+  for (const v of variants) steppers.push(await stepper(net, v.grid, v.grouping));
+  for (const s of steppers) await s.step();
   const samples = new Map<string, number[]>(variants.map((v) => [v.name, []]));
   // Alternate the variants so machine noise hits them alike.
-  for (let r = 0; r < repeats; r++) for (const v of variants) samples.get(v.name)!.push(await stepSeconds(net, v.grid, v.grouping));
-  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-  const base = median(samples.get('unpartitioned')!);
+  for (let r = 0; r < repeats; r++) for (const [i, v] of variants.entries()) samples.get(v.name)!.push(await steppers[i]!.step());
+  for (const s of steppers) await s.close();
+  const base = lowerMedian(samples.get('unpartitioned')!);
   const maps = mapShapes(net);
   const trainFlops = 3 * net.layers.reduce((sum, layer, l) => sum + forwardFlops(layer, maps[l]!, maps[l + 1]!), 0);
   return variants.map((v) => {
-    const s = median(samples.get(v.name)!);
+    const s = lowerMedian(samples.get(v.name)!);
     return { variant: v.name, medianStepSeconds: Number(s.toFixed(3)), ratioToUnpartitioned: Number((s / base).toFixed(3)), usefulGflops: Number((trainFlops / s / 1e9).toFixed(2)), samples: samples.get(v.name) };
   });
 }
@@ -163,11 +176,11 @@ const available: BackendName[] = backend.name === 'tensorflow' ? ['tensorflow', 
 const front = presetCfg('yolov2-front').network;
 const net = withInputSize(front, Number(values.input), Number(values.input));
 const kernels = [];
-for (const name of available) kernels.push(...(await kernelTable(name, [CHECK_SHAPE, ...frontShapes(net), ...bandShapes(net)])));
+if (!values['tiling-only']) for (const name of available) kernels.push(...(await kernelTable(name, [CHECK_SHAPE, ...frontShapes(net), ...bandShapes(net)])));
 
 // wasm against the cpu reference at the check shape (the cpu filter gradient takes about a minute).
 const cpuCheck: Record<string, number> = {};
-if (!values['skip-cpu-check']) {
+if (!values['skip-cpu-check'] && !values['tiling-only']) {
   for (const op of ['forward', 'inputGradient', 'filterGradient'] as const) {
     await tf.setBackend('wasm');
     const wasm = await timeOp(op, CHECK_SHAPE, 1);
