@@ -12,7 +12,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type DeviceReport, type StepRecord, lowerMedian, mean, mib, runClusterWithReports, steadySteps } from './lib/cluster-reports.js';
 import { DEFAULT_CPU_PERIOD_MS } from './lib/emulated-cluster.js';
-import { calibrateToSteps, scaleToQuota } from './lib/emulated-profile.js';
+import { type LatencyRun, calibrateToSteps, fitLatency, scaleToQuota } from './lib/emulated-profile.js';
 import { speedupChart } from './lib/svg-chart.js';
 import { toolArgs } from './lib/tool-args.js';
 
@@ -61,7 +61,7 @@ const measured = JSON.parse(readFileSync(measuredFile, 'utf8'));
 const scaled = {
   ...measured,
   name: `emulated-${cpus}-cores`,
-  description: `${measuredFile} at ${cpus} cores per device and a ${values.rate} link (the emulator's devices), rates and layer overhead calibrated on 1-device steps in the emulator (1x1 all and each, 2x2 each)`,
+  description: `${measuredFile} at ${cpus} cores per device and a ${values.rate} link (the emulator's devices), rates and layer overhead calibrated on 1-device steps in the emulator (1x1 all and each, 2x2 each), CPU per MiB moved on a data-parallel pair, latency per message on 2 devices 1x2 each`,
   compute: scaleToQuota(measured.compute, cpus),
   link: { ...measured.link, mibPerSecond: Math.round(linkMiB * 10) / 10 },
 };
@@ -85,7 +85,8 @@ function plan(devices: number, fixed: string[] = []): { best: Candidate; runnerU
 const HANDLING_INPUT = 64;
 const emulator = (quota = cpus) => ({ name: 'emulator' as const, flags: ['--cpus', String(quota), '--cpu-period', values['cpu-period']!, '--rate', values.rate!, '--memory', '1G'] });
 const common = ['--model', 'yolov2-front', '--input', `${size}x${size}`, '--steps', values.steps!, '--memory-limit', '1G'];
-const stepSeconds = (reports: DeviceReport[]) => mean(reports.flatMap((r) => steadySteps(r).map((s) => s.seconds)));
+/** A run's step time: the median steady step, each step timed on its slowest device. */
+const stepSeconds = (reports: DeviceReport[]) => lowerMedian(steadySteps(reports[0]!).map((_, i) => Math.max(...reports.map((r) => steadySteps(r)[i]!.seconds))));
 
 // Calibration, apart from the table's rows: 1-device steps of the emulated device (1x1 `all` and
 // `each`, and 2x2 `each`: what tiling costs) for the speed factor and the per-pass overhead, and
@@ -95,11 +96,14 @@ const calibrationShapes = [{ grid: '1x1', grouping: 'all' }, { grid: '1x1', grou
 // median of the runs' fastest steady steps: the fastest step because other load on this machine
 // only ever adds to a step; the median of runs because one run's fastest step still varied by 25%
 // between runs minutes apart, and the per-pass cost is fitted from the difference of two steps.
-const calibrationRuns = calibrationShapes.map(() => [] as number[]);
+// Then the link latency per message, from two devices exchanging at every layer (fitted last, on the
+// calibrated compute and CPU per MiB).
+const latencyShape = { devices: 2, grid: '1x2', grouping: 'each' };
+const calibrationRuns = [...calibrationShapes, latencyShape].map(() => [] as number[]);
 const fastestStep = (reports: DeviceReport[]) => Math.max(...reports.map((r) => Math.min(...steadySteps(r).map((s) => s.seconds))));
 for (let round = 0; round < repeats; round++) {
-  calibrationShapes.forEach(({ grid, grouping }, i) => calibrationRuns[i]!.push(fastestStep(
-    runClusterWithReports(1, [...common, '--batch', '1', '--grid', grid, '--forward-groups', grouping, '--backward-groups', grouping], emulator()))));
+  [...calibrationShapes.map((shape) => ({ ...shape, devices: 1 })), latencyShape].forEach(({ devices, grid, grouping }, i) => calibrationRuns[i]!.push(fastestStep(
+    runClusterWithReports(devices, [...common, '--batch', '1', '--grid', grid, '--forward-groups', grouping, '--backward-groups', grouping], emulator()))));
 }
 const calibration = calibrateToSteps(edge, scaled, input, calibrationShapes.map((shape, i) => ({ ...shape, measuredSeconds: lowerMedian(calibrationRuns[i]!) })));
 // The CPU that moving a MiB costs: 2 devices training one image each (data-parallel: one device's
@@ -125,9 +129,12 @@ const profile = {
   },
   link: { ...scaled.link, cpuMsPerMiB: Number((cpuMsPerMiB / cpus).toPrecision(3)) },
 };
-writeFileSync(profileFile, `${JSON.stringify(profile, null, 2)}\n`);
+const latencyRun: LatencyRun = { ...latencyShape, measuredSeconds: lowerMedian(calibrationRuns[calibrationShapes.length]!) };
+const latency = fitLatency(edge, profile, input, latencyRun);
+writeFileSync(profileFile, `${JSON.stringify({ ...profile, link: { ...profile.link, latencyMs: latency.latencyMs } }, null, 2)}\n`);
 console.error(`bench: every rate x${calibration.speedFactor} and +${calibration.extraLayerOverheadMs} ms per layer pass, calibrated on ${JSON.stringify(calibration.runs)}; ` +
-  `${cpuMsPerMiB} CPU ms per MiB moved (median of ${JSON.stringify(handling.map((h) => ({ ...h, cpuMsPerMiB: Number(h.cpuMsPerMiB.toPrecision(3)) })))} at ${HANDLING_INPUT}x${HANDLING_INPUT})`);
+  `${cpuMsPerMiB} CPU ms per MiB moved (median of ${JSON.stringify(handling.map((h) => ({ ...h, cpuMsPerMiB: Number(h.cpuMsPerMiB.toPrecision(3)) })))} at ${HANDLING_INPUT}x${HANDLING_INPUT}); ` +
+  `${latency.latencyMs} ms per message (idle ping ${latency.profileLatencyMs}), fitted on ${JSON.stringify(latency.run)}`);
 
 /** Host CPU time (all cores, seconds) from /proc/stat: busy and total. */
 function hostCpu(): { busy: number; total: number } {
@@ -140,7 +147,7 @@ interface Row {
   devices: number; name: string; grid: string; forward: string; backward: string; imagesPerStep: number;
   /** Seconds per image: a step's time divided by its images (1 for the tile plans, one per device for data-parallel). */
   predictedSeconds: number; measuredSeconds: number; peakRssMiB: number; megabytesPerStep: number;
-  /** Seconds per image of every run of the row (--repeats), in run order; measuredSeconds is their median. */
+  /** Seconds per image of every run of the row (--repeats), in run order (each run's median steady step); measuredSeconds is their median. */
   measuredRuns: number[];
   /** Predicted split (busiest device's compute, its exchange waits, the exposed reduce) and the measured phases (compute: the busiest device's; the rest: means over devices). */
   predictedPhases: { compute: number; exchange: number; reduce: number } | null;
@@ -231,7 +238,7 @@ const table = rows.map((r) => {
 });
 const result = {
   command: `node dist/bench-cluster.js --input ${size} --devices ${values.devices} --cpus ${cpus} --cpu-period ${values['cpu-period']} --rate ${values.rate} --steps ${values.steps}${repeats > 1 ? ` --repeats ${repeats}` : ''} --groupings ${values.groupings}${values['skip-one-core'] ? ' --skip-one-core' : ''}${values.profile ? ` --profile ${values.profile}` : ''} --out ${values.out}`,
-  emulatedDevice: { cpus, cpuPeriodMs: Number(values['cpu-period']), memory: '1G', link: values.rate, profile: profileFile, measuredProfile: measuredFile, calibration, calibrationRuns: calibrationShapes.map((shape, i) => ({ ...shape, fastestStepOfEachRun: calibrationRuns[i] })), cpuMsPerMiB, handlingRuns: handling },
+  emulatedDevice: { cpus, cpuPeriodMs: Number(values['cpu-period']), memory: '1G', link: values.rate, profile: profileFile, measuredProfile: measuredFile, calibration, calibrationRuns: calibrationShapes.map((shape, i) => ({ ...shape, fastestStepOfEachRun: calibrationRuns[i] })), cpuMsPerMiB, handlingRuns: handling, latency: { ...latency, fastestStepOfEachRun: calibrationRuns[calibrationShapes.length] } },
   oneCore,
   ...(oneCoreError ? { oneCoreError } : {}),
   rows: table,

@@ -1,6 +1,6 @@
-// The emulated device's profile: scaling to a CPU quota, and the speed factor and per-pass overhead fitted to measured steps.
+// The emulated device's profile: scaling to a CPU quota, the speed factor and per-pass overhead fitted to measured steps, the latency solve.
 import t from 'tap';
-import { type ModelledRun, fitSteps, scaleToQuota, speedFactorFor } from '../../tools/lib/emulated-profile.js';
+import { type ModelledRun, fitSteps, scaleToQuota, solveIncreasing, speedFactorFor } from '../../tools/lib/emulated-profile.js';
 
 t.test('scaleToQuota multiplies rates and divides fixed costs', async (t) => {
   const scaled = scaleToQuota({ elementwiseGflops: 2, taskOverheadMs: 3, workers: 1, conv: [{ forwardGflops: 10, name: 'x' }] }, 0.5);
@@ -29,4 +29,20 @@ t.test('without a per-pass cost to fit, the speed factor alone matches the total
   t.same(fitSteps([run(10, 32, 12), run(10, 128, 11)]), { speedFactor: 0.87, perLayerPass: 0 });
   // Passes in proportion to the profile's seconds: the runs cannot tell the two apart.
   t.same(fitSteps([run(10, 32, 5), run(20, 64, 10)]), { speedFactor: 2, perLayerPass: 0 });
+});
+
+t.test('solveIncreasing finds where a non-decreasing function reaches the target, clamped to its range', async (t) => {
+  const calls: number[] = [];
+  // A step prediction: 2 s plus 30 messages of x ms each (the latency fit's shape).
+  const f = (x: number) => {
+    calls.push(x);
+    return 2 + (30 * x) / 1000;
+  };
+  t.ok(Math.abs(solveIncreasing(f, 2.15, 0.2, 50, 0.01) - 5) <= 0.01, 'the 5 ms that make 2.15 s');
+  t.ok(calls.every((x) => x >= 0.2 && x <= 50), 'only inside the range');
+  t.equal(solveIncreasing(f, 1.9, 0.2, 50, 0.01), 0.2, 'already slower than measured at the low end: the low end');
+  t.equal(solveIncreasing(f, 9, 0.2, 50, 0.01), 50, 'out of reach: the high end');
+  // Flat stretches (a latency hidden behind compute) do not stop the search.
+  const flat = (x: number) => Math.max(3, 2 + x / 10);
+  t.ok(Math.abs(solveIncreasing(flat, 4, 0, 40, 0.01) - 20) <= 0.01);
 });

@@ -8,7 +8,10 @@
 //    those steps, one factor on every rate of the profile (the kernels at the shapes the runtime
 //    computes, the elementwise passes, under the quota) and a cost per tile layer pass (per-tile
 //    work the rates miss: smaller GEMMs, filter rotations and float64 sums per tile, strip copies,
-//    hand-offs between the scheduler and the compute thread).
+//    hand-offs between the scheduler and the compute thread);
+// 4. the link's latency per message fitted on steps of two emulated devices exchanging at every
+//    layer (1x2 `each`): an idle ping measures 0.2 ms, but a device whose compute thread is using
+//    its quota answers a message only when its scheduler thread next gets CPU (fitLatency).
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -47,9 +50,9 @@ export interface Calibration {
   readonly extraLayerOverheadMs: number;
 }
 
-/** Predicted 1-device step of `grid` and `grouping` under `profile` (a file). */
-export function predictOne(edge: string, profileFile: string, input: string, grid: string, grouping: string): number {
-  const run = spawnSync(process.execPath, [edge, 'plan', '--devices', '1', '--input', input, '--profile', profileFile, '--grid', grid,
+/** Predicted step of `grid` and `grouping` on `devices` devices under `profile` (a file). */
+export function predictOne(edge: string, profileFile: string, input: string, grid: string, grouping: string, devices = 1): number {
+  const run = spawnSync(process.execPath, [edge, 'plan', '--devices', String(devices), '--input', input, '--profile', profileFile, '--grid', grid,
     '--forward-groups', grouping, '--backward-groups', grouping, '--memory-limit', '64G', '--json'], { encoding: 'utf8' });
   if (run.status !== 0) throw new Error(`edge plan failed: ${run.stderr.slice(-1000)}`);
   return (JSON.parse(run.stdout) as { best: { stepSeconds: number } }).best.stepSeconds;
@@ -122,4 +125,57 @@ export function speedFactorFor(runs: readonly { readonly measuredSeconds: number
   const predicted = runs.reduce((sum, r) => sum + r.predictedSeconds, 0);
   if (!(measured > 0) || !(predicted > 0)) throw new Error(`calibration: no time to fit (${JSON.stringify(runs)})`);
   return Number((predicted / measured).toPrecision(3));
+}
+
+/**
+ * The x in [low, high] where the non-decreasing f(x) reaches `target`, to within `tolerance`: low
+ * when f(low) is already at or above it, high when f(high) is still below it.
+ */
+export function solveIncreasing(f: (x: number) => number, target: number, low: number, high: number, tolerance: number): number {
+  if (f(low) >= target) return low;
+  if (f(high) <= target) return high;
+  let [a, b] = [low, high];
+  while (b - a > tolerance) {
+    const mid = (a + b) / 2;
+    if (f(mid) < target) a = mid;
+    else b = mid;
+  }
+  return (a + b) / 2;
+}
+
+export interface LatencyRun extends CalibrationRun {
+  readonly devices: number;
+}
+
+export interface LatencyFit {
+  readonly run: LatencyRun & { readonly predictedAtProfileLatency: number; readonly predictedSeconds: number };
+  /** The profile's latency (an idle ping) and the fitted one, ms per message. */
+  readonly profileLatencyMs: number;
+  readonly latencyMs: number;
+}
+
+/** Largest latency the fit considers (ms): far beyond it something other than latency is wrong. */
+const MAX_FITTED_LATENCY_MS = 50;
+
+/**
+ * The link latency per message that makes the model predict `run` (a multi-device step) as
+ * measured, everything else as calibrated; never below the profile's own (an idle ping).
+ */
+export function fitLatency(edge: string, profile: Json, input: string, run: LatencyRun): LatencyFit {
+  const scratch = mkdtempSync(join(tmpdir(), 'edgefuse-latency-'));
+  const link = profile.link as Json;
+  const profileLatencyMs = link.latencyMs;
+  if (typeof profileLatencyMs !== 'number') throw new Error(`calibration: the profile has no link latencyMs (${String(profileLatencyMs)})`);
+  try {
+    const predict = (latencyMs: number): number => {
+      const file = join(scratch, `latency-${latencyMs}.json`);
+      writeFileSync(file, JSON.stringify({ ...profile, link: { ...link, latencyMs } }));
+      return predictOne(edge, file, input, run.grid, run.grouping, run.devices);
+    };
+    const fitted = solveIncreasing(predict, run.measuredSeconds, profileLatencyMs, MAX_FITTED_LATENCY_MS, 0.05);
+    const latencyMs = Number(fitted.toPrecision(3));
+    return { run: { ...run, predictedAtProfileLatency: predict(profileLatencyMs), predictedSeconds: predict(latencyMs) }, profileLatencyMs, latencyMs };
+  } finally {
+    rmSync(scratch, { recursive: true, force: true });
+  }
 }
