@@ -57,16 +57,24 @@ export function frontTensors(net: Network, params: FrontParams): LayerTensors[] 
   return net.layers.map((layer, l) => (layer.kind === 'conv' ? convTensors(convParamsOf(params, l), layer, maps[l]!.channels) : null));
 }
 
-/** What tile compute reads of the parameters: resident biases and batch norm, filters made per use. */
+/** What tile compute reads of the parameters: resident biases and batch norm, and the filters of the run in hand. */
 export interface ComputeParams {
   readonly affine: readonly (ConvAffine | null)[];
   /**
-   * Layer l's filter as a new tensor the caller disposes, copied from the parameter arrays when
-   * asked: the heap holds the filter of the layer being computed, not every layer's. (On wasm a
-   * private copy also matters: XNNPACK keeps a packed copy of a filter tensor from its first
-   * convolution for as long as the tensor lives.)
+   * Layer l's filter, owned here (callers do not dispose it): made from the parameter arrays at its
+   * first use and kept for the tasks that follow, so that the tiles of a run share one tensor and
+   * XNNPACK's packed copy of it (made at a tensor's first convolution, kept while it lives).
    */
   filter(layer: number): tf.Tensor4D;
+  /** What layer l's input gradient convolves with (inputGradientFilter), owned and kept like filter(). */
+  gradientFilter(layer: number): tf.Tensor4D;
+  /**
+   * Disposes the kept filters of layers outside first..last (a task's run): the heap holds the
+   * filters of one run, not every layer's (memory/estimate.ts counts them).
+   */
+  keepOnly(first: number, last: number): void;
+  /** Every tensor: at a parameter update, and at the end. */
+  dispose(): void;
 }
 
 export function computeParams(net: Network, params: FrontParams): ComputeParams {
@@ -76,9 +84,51 @@ export function computeParams(net: Network, params: FrontParams): ComputeParams 
     if (layer.kind !== 'conv') throw new Error(`layer ${l} is a ${layer.kind} layer and has no filter`);
     return layer;
   };
+  const affine = net.layers.map((layer, l) => (layer.kind === 'conv' ? convAffine(convParamsOf(params, l)) : null));
+  const filters = new Map<number, tf.Tensor4D>();
+  const gradientFilters = new Map<number, tf.Tensor4D>();
+  const made = (l: number): tf.Tensor4D => {
+    const layer = conv(l); // first: a maxpool layer has no filter, not missing parameters
+    return filterTensor(convParamsOf(params, l), layer, maps[l]!.channels);
+  };
+  const kept = (cache: Map<number, tf.Tensor4D>, l: number, make: () => tf.Tensor4D): tf.Tensor4D => {
+    let t = cache.get(l);
+    if (!t) cache.set(l, (t = make()));
+    return t;
+  };
+  const filter = (l: number): tf.Tensor4D => kept(filters, l, () => made(l));
   return {
-    affine: net.layers.map((layer, l) => (layer.kind === 'conv' ? convAffine(convParamsOf(params, l)) : null)),
-    filter: (l) => filterTensor(convParamsOf(params, l), conv(l), maps[l]!.channels),
+    affine,
+    filter,
+    gradientFilter: (l) => {
+      const layer = conv(l);
+      if (layer.stride !== 1) return filter(l);
+      // Rotated from the kept filter when there is one; a filter made only to be rotated is not kept.
+      return kept(gradientFilters, l, () => {
+        const source = filters.get(l);
+        if (source) return inputGradientFilter(layer, source);
+        const temporary = made(l);
+        const rotated = inputGradientFilter(layer, temporary);
+        temporary.dispose();
+        return rotated;
+      });
+    },
+    keepOnly: (first, last) => {
+      for (const cache of [filters, gradientFilters]) {
+        for (const [l, t] of cache) {
+          if (l >= first && l <= last) continue;
+          t.dispose();
+          cache.delete(l);
+        }
+      }
+    },
+    dispose: () => {
+      for (const cache of [filters, gradientFilters]) {
+        for (const t of cache.values()) t.dispose();
+        cache.clear();
+      }
+      disposeLayerTensors(affine);
+    },
   };
 }
 
@@ -245,37 +295,29 @@ export function filterGradientSum(layer: ConvLayer, inChannels: number, scratch?
   };
 }
 
-export interface ConvInputGradient {
-  /** The gradient over the whole padded input of the band whose conv-output gradient is `dConv`. */
-  of(dConv: tf.Tensor4D, paddedShape: readonly number[]): tf.Tensor4D;
-  dispose(): void;
-}
-
 /**
- * The input gradient of one conv layer, band after band. At stride 1 it is the forward conv of dConv
- * with the filter rotated 180 degrees and its channel axes swapped, padded by size - 1 (what the wasm
- * Conv2DBackpropInput kernel does per call): the rotated filter, and the backend's packed copy of it,
- * are formed once for all bands. Takes `filter` over: at stride 1 it is disposed once rotated.
+ * What a conv layer's input gradient convolves dConv with: at stride 1 the filter rotated 180 degrees
+ * with its channel axes swapped, a new tensor (the input gradient is then a forward conv padded by
+ * size - 1, what the wasm Conv2DBackpropInput kernel does per call); at other strides the filter
+ * itself (Conv2DBackpropInput takes it as is).
  */
-export function convInputGradient(layer: ConvLayer, filter: tf.Tensor4D): ConvInputGradient {
-  if (layer.stride !== 1) {
-    return {
-      of: (dConv, paddedShape) => tf.engine().runKernel('Conv2DBackpropInput', { dy: dConv, filter }, {
-        strides: [layer.stride, layer.stride], pad: 'valid', dataFormat: 'NHWC', inputShape: paddedShape,
-      }) as tf.Tensor4D,
-      dispose: () => filter.dispose(),
-    };
-  }
+export function inputGradientFilter(layer: ConvLayer, filter: tf.Tensor4D): tf.Tensor4D {
+  if (layer.stride !== 1) return filter;
   // One pass over the filter on wasm (its generic transpose and reverse kernels are several times slower).
-  const rotated = tf.getBackend() === 'wasm'
+  return tf.getBackend() === 'wasm'
     ? tf.engine().makeTensorFromTensorInfo(rotateFilter(tf.backend() as BackendWasm, filter)) as tf.Tensor4D
     : tf.tidy(() => tf.reverse(tf.transpose(filter, [0, 1, 3, 2]), [0, 1])) as tf.Tensor4D;
-  filter.dispose();
+}
+
+/** The gradient over the whole padded input of a band whose conv-output gradient is `dConv` (both kept). */
+export function convInputGradient(layer: ConvLayer, gradientFilter: tf.Tensor4D, dConv: tf.Tensor4D, paddedShape: readonly number[]): tf.Tensor4D {
+  if (layer.stride !== 1) {
+    return tf.engine().runKernel('Conv2DBackpropInput', { dy: dConv, filter: gradientFilter }, {
+      strides: [layer.stride, layer.stride], pad: 'valid', dataFormat: 'NHWC', inputShape: paddedShape,
+    }) as tf.Tensor4D;
+  }
   const k = layer.size - 1;
-  return {
-    of: (dConv) => tf.conv2d(dConv, rotated, 1, [[0, 0], [k, k], [k, k], [0, 0]]),
-    dispose: () => rotated.dispose(),
-  };
+  return tf.conv2d(dConv, gradientFilter, 1, [[0, 0], [k, k], [k, k], [0, 0]]);
 }
 
 export function maxpoolForward(layer: MaxpoolLayer, paddedInput: tf.Tensor4D): tf.Tensor4D {

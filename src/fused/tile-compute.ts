@@ -145,7 +145,6 @@ function forwardLayer(ctx: ComputeContext, regions: FusedRegions, l: number, inp
     }
     conv.dispose();
   }
-  t?.filter.dispose();
 }
 
 export function forwardTile(ctx: ComputeContext, regions: FusedRegions, buffers: ForwardBuffers): void {
@@ -254,7 +253,7 @@ export function backwardTile(ctx: ComputeContext, regions: FusedRegions, fromLay
     // A single band's tensors are kept meanwhile; over several bands each band's conv-output gradient
     // replaces its rows of dy (which nothing reads again), as Darknet overwrites its delta.
     const deferFilter = l === fromLayer && dInput !== undefined;
-    const inputGradient = dInput && convInputGradient(layer, ctx.params.filter(l));
+    const gradientFilter = dInput && ctx.params.gradientFilter(l);
     let single: { padded: tf.Tensor4D; dConv: tf.Tensor4D } | null = null;
     for (const band of bands) {
       const { padded, g } = bandGradients(band);
@@ -262,7 +261,7 @@ export function backwardTile(ctx: ComputeContext, regions: FusedRegions, fromLay
         biasSums[c] = biasSums[c]! + g.biasSums[c]!;
         if (g.productSums) productSums[c] = productSums[c]! + g.productSums[c]!;
       }
-      if (inputGradient) addInputGradient(inputGradient.of(g.dConv, padded.shape), band);
+      if (gradientFilter) addInputGradient(convInputGradient(layer, gradientFilter, g.dConv, padded.shape), band);
       if (!deferFilter) addFilterGradient(padded, g.dConv);
       else if (bands.length === 1) single = { padded, dConv: g.dConv };
       else {
@@ -270,7 +269,6 @@ export function backwardTile(ctx: ComputeContext, regions: FusedRegions, fromLay
         tf.dispose([padded, g.dConv]);
       }
     }
-    inputGradient?.dispose();
     target.set(biasSums, filterFloats);
     if (layer.batchNormalize) target.set(scaleGradient(t, biasSums, productSums), filterFloats + layer.filters);
     if (deferFilter) {

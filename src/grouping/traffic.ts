@@ -70,9 +70,9 @@ export function stripTraffic(
   return traffic;
 }
 
-/** Seconds one device's link needs to carry `bytes` in `messages` messages one way. */
-export function linkSeconds(link: LinkProfile, bytes: number, messages: number): number {
-  return bytes / (link.mibPerSecond * 1024 * 1024) + (messages * link.latencyMs) / 1000;
+/** Seconds one device's link needs to carry `bytes` one way, paying the latency `hops` times (messages one after another). */
+export function linkSeconds(link: LinkProfile, bytes: number, hops: number): number {
+  return bytes / (link.mibPerSecond * 1024 * 1024) + (hops * link.latencyMs) / 1000;
 }
 
 /** Device CPU seconds to send or receive `bytes` (on the compute threads' CPU). */
@@ -100,7 +100,9 @@ export interface RingCost {
 
 /**
  * The ring all-reduce of src/peers/ring-all-reduce.ts over `devices`: 2(N-1) rounds, each moving one
- * 1/N segment cut into chunks; every device sends and receives at once.
+ * 1/N segment cut into chunks; every device sends and receives at once. A chunk is forwarded as soon
+ * as it arrives, so the chunks stream behind the first: the latency is paid once per round (the
+ * first chunk's way round the ring), not once per chunk.
  */
 export function ringAllReduceCost(floats: number, devices: number, link: LinkProfile): RingCost {
   if (devices <= 1 || floats === 0) return { bytesPerDevice: 0, messagesPerDevice: 0, rounds: 0, seconds: 0 };
@@ -108,5 +110,5 @@ export function ringAllReduceCost(floats: number, devices: number, link: LinkPro
   const segment = Math.ceil(floats / devices);
   const bytesPerDevice = (rounds * floats * FLOAT) / devices;
   const messagesPerDevice = rounds * Math.ceil(segment / link.maxMessageFloats);
-  return { bytesPerDevice, messagesPerDevice, rounds, seconds: linkSeconds(link, bytesPerDevice, messagesPerDevice) };
+  return { bytesPerDevice, messagesPerDevice, rounds, seconds: linkSeconds(link, bytesPerDevice, rounds) };
 }

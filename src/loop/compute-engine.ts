@@ -1,7 +1,7 @@
 // Where a device's compute runs. The scheduler hands tasks to an engine and keeps the sockets; the
 // inline engine runs them on the calling thread (tests, verification, memory-tight devices), the
 // worker engine on worker threads that share the arenas (src/loop/worker-engine.ts).
-import { type ComputeParams, computeParams, disposeLayerTensors } from '../fused/layer-ops.js';
+import { type ComputeParams, computeParams } from '../fused/layer-ops.js';
 import { type MapShape, type Network, mapShapes } from '../model/layers.js';
 import type { FrontParams } from '../model/weights.js';
 import type { BufferLocation } from '../memory/arena.js';
@@ -40,7 +40,7 @@ export class InlineEngine implements ComputeEngine {
   }
 
   async loadParams(): Promise<void> {
-    if (this.tensors) disposeLayerTensors(this.tensors.affine);
+    this.tensors?.dispose();
     this.tensors = computeParams(this.net, this.params);
   }
 
@@ -66,7 +66,7 @@ export class InlineEngine implements ComputeEngine {
   }
 
   async close(): Promise<void> {
-    if (this.tensors) disposeLayerTensors(this.tensors.affine);
+    this.tensors?.dispose();
     this.tensors = null;
   }
 }

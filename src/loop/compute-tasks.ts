@@ -47,6 +47,7 @@ const float64View = (floats: Float32Array): Float64Array => new Float64Array(flo
 
 /** Runs a task on this thread. */
 export function runTask(ctx: ComputeContext, views: Views, task: ComputeTask, onPartial: () => void): void {
+  ctx.params.keepOnly(task.regions.firstLayer, task.regions.lastLayer);
   if (task.kind === 'forward') {
     const stash = task.stash;
     forwardTile(ctx, task.regions, {

@@ -3,7 +3,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { initBackend } from '../fused/backend.js';
 import { convWorkSeconds } from '../fused/kernel-bench.js';
-import { type ComputeParams, computeParams, disposeLayerTensors } from '../fused/layer-ops.js';
+import { type ComputeParams, computeParams } from '../fused/layer-ops.js';
 import { wasmHeapBytes } from '../fused/wasm-kernels/heap.js';
 import { mapShapes } from '../model/layers.js';
 import { paramsInBuffer } from '../model/shared-params.js';
@@ -27,7 +27,7 @@ async function main(): Promise<void> {
   let tensors: ComputeParams | null = null;
   port!.on('message', (message: ToWorker) => {
     if (message.type === 'params') {
-      if (tensors) disposeLayerTensors(tensors.affine);
+      tensors?.dispose();
       tensors = computeParams(setup.net, params);
       post({ type: 'params-loaded' });
       return;

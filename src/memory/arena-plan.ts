@@ -186,8 +186,8 @@ export interface ArenaPlanOptions {
   readonly wantInputGradient: boolean;
 }
 
-/** Floats of conv layer l's filter. */
-function filterFloats(plan: TilePlan, l: number): number {
+/** Floats of conv layer l's filter (0 for other layers). */
+export function filterFloats(plan: TilePlan, l: number): number {
   const layer = plan.net.layers[l]!;
   return layer.kind === 'conv' ? layer.size * layer.size * plan.maps[l]!.channels * layer.filters : 0;
 }

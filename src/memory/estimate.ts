@@ -1,9 +1,9 @@
 // The plan's per-device memory prediction, before anything is allocated: the arena (exact: every
-// step buffer is planned), each compute thread's backend heap (biases, batch norm and the largest
-// working set of one band of one layer in one tile task, filter copies included, times the measured
-// growth of the wasm heap over its live set), parameters and momentum, and the runtime (measured at
-// start, plus a measured constant per compute thread).
-import { type ArenaLayout, arenaBytes, planDeviceArenas } from './arena-plan.js';
+// step buffer is planned), each compute thread's backend heap (biases, batch norm, and the largest
+// working set of one band of one layer in one tile task beside the filters kept for the task's run,
+// each times the measured growth of the wasm heap over it), parameters and momentum, and the runtime
+// (measured at start, plus a measured constant per compute thread).
+import { type ArenaLayout, arenaBytes, filterFloats, planDeviceArenas } from './arena-plan.js';
 import type { FusedRegions } from '../tiles/fused-regions.js';
 import { type TilePlan, tilesOfDevice } from '../tiles/plan.js';
 import { BAND_BYTES, bandWorkingSet, layerBands } from '../tiles/bands.js';
@@ -36,15 +36,39 @@ function layerWorkingSet(plan: TilePlan, regions: FusedRegions, layer: number): 
   return bandWorkingSet(ctx, regions, layer, largest!.end - largest!.start);
 }
 
-export function largestWorkingSet(plan: TilePlan, rank: number): number {
+/**
+ * Bytes of layer l's filters a compute thread keeps while it computes a run (ComputeParams): the
+ * filter and XNNPACK's packed copy of it, and in backward also the rotated filter and its packed copy.
+ */
+function keptFilterBytes(plan: TilePlan, l: number, backward: boolean): number {
+  return (backward ? 4 : 2) * filterFloats(plan, l) * FLOAT;
+}
+
+/**
+ * What the kept filters grow the heap by, per byte: they are allocated between band buffers and live
+ * across tasks, so the heap fragments more around them. Measured with the YOLOv2 front, 2x2 tiles,
+ * grouping `all` (one run keeps every filter, 52 MiB), at 96, 224 and 608: the heap beyond
+ * HEAP_GROWTH times the band part was 1.53-1.61 times the kept filters.
+ */
+export const KEPT_FILTER_GROWTH = 1.65;
+
+/**
+ * The heap a run grows at its worst point: a layer's largest band beside the filters kept for the
+ * run. (The band's own filter-sized buffers are counted twice for the layer in hand: what a
+ * backward layer holds while its filter is also kept for a recompute is not worth a finer count.)
+ */
+function runHeap(plan: TilePlan, regions: FusedRegions, backward: boolean): number {
+  const layers = Array.from({ length: regions.lastLayer - regions.firstLayer + 1 }, (_, i) => regions.firstLayer + i);
+  const kept = layers.reduce((sum, l) => sum + keptFilterBytes(plan, l, backward), 0);
+  return KEPT_FILTER_GROWTH * kept + HEAP_GROWTH * Math.max(...layers.map((l) => layerWorkingSet(plan, regions, l)));
+}
+
+/** The largest heap one of the device's tile tasks grows. */
+export function largestTaskHeap(plan: TilePlan, rank: number): number {
   let largest = 0;
-  const runs: FusedRegions[] = [];
   for (const tile of tilesOfDevice(plan, rank)) {
-    for (const group of plan.forward) runs.push(group[tile]!);
-    for (const window of plan.backward) runs.push(window.regions[tile]!);
-  }
-  for (const regions of runs) {
-    for (let l = regions.firstLayer; l <= regions.lastLayer; l++) largest = Math.max(largest, layerWorkingSet(plan, regions, l));
+    for (const group of plan.forward) largest = Math.max(largest, runHeap(plan, group[tile]!, false));
+    for (const window of plan.backward) largest = Math.max(largest, runHeap(plan, window.regions[tile]!, true));
   }
   return largest;
 }
@@ -62,11 +86,11 @@ export function estimateDeviceMemory(plan: TilePlan, rank: number, options: Esti
   const threads = Math.max(1, options.workers);
   const paramBytes = sharedParamsFloats(plan.net) * FLOAT;
   // Each compute thread holds biases and batch norm as tensors besides the working set of one band
-  // (filters are copied in per layer: tile-compute.ts).
-  const heap = threads * Math.max(MIN_WASM_HEAP_BYTES, HEAP_GROWTH * (largestWorkingSet(plan, rank) + affineParamsFloats(plan.net) * FLOAT));
+  // and the filters of the run it computes (ComputeParams keeps them for the run's tiles).
+  const heap = threads * Math.max(MIN_WASM_HEAP_BYTES, largestTaskHeap(plan, rank) + HEAP_GROWTH * affineParamsFloats(plan.net) * FLOAT);
   const rows = [
     { what: 'arena (every planned step buffer)', bytes: arenaBytes(arenas) },
-    { what: `compute heap${threads > 1 ? ` (${threads} threads)` : ''}: largest band and its filters`, bytes: heap },
+    { what: `compute heap${threads > 1 ? ` (${threads} threads)` : ''}: largest band and its run's filters`, bytes: heap },
     { what: 'parameters and momentum', bytes: 2 * paramBytes },
     { what: 'runtime measured at start', bytes: options.runtimeBytes },
     { what: 'JS heaps and message buffers once steps run', bytes: STEP_RUNTIME_GROWTH_BYTES },

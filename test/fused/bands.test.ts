@@ -3,7 +3,7 @@
 // small that every layer of a small net is banded, down to one row per band.
 import t from 'tap';
 import { initBackend } from '../../src/fused/backend.js';
-import { computeParams, disposeLayerTensors } from '../../src/fused/layer-ops.js';
+import { computeParams } from '../../src/fused/layer-ops.js';
 import { type ComputeContext, backwardTile, forwardTile } from '../../src/fused/tile-compute.js';
 import { CONSTANT_SCHEDULE, type FrontLayer, type Network, convLayer, mapShapes, maxpoolLayer } from '../../src/model/layers.js';
 import { fillUniform, randomParams, seededRandom } from '../../src/model/weights.js';
@@ -95,7 +95,7 @@ function runTile(n: Network, regions: FusedRegions, seed: number, bandBytes: num
   }, () => {
     atPartial = { partial: partial.slice(), firstFilterPending: first.kind !== 'conv' || Number.isNaN(weights.get(regions.firstLayer)![0]) };
   });
-  disposeLayerTensors(params.affine);
+  params.dispose();
   return { forward, partial, atPartial: atPartial as { partial: Float32Array; firstFilterPending: boolean } | null, weights };
 }
 
