@@ -22,7 +22,7 @@ import { estimateDeviceMemory } from '../memory/estimate.js';
 import { type TilePlan, clusterSize, exchangeRegions, tilesOfDevice, weightBucketLength } from '../tiles/plan.js';
 import { type CostContext, backwardTaskFlops, backwardTaskSeconds, forwardTaskFlops, forwardTaskSeconds, scheduleTasks } from './compute-cost.js';
 import type { DeviceProfile } from './profile.js';
-import { type DeviceTraffic, exchangeWaitSeconds, handlingSeconds, linkSeconds, ringAllReduceCost, stripTraffic } from './traffic.js';
+import { type DeviceTraffic, exchangeWaitSeconds, handlingSeconds, ringAllReduceCost, stripSeconds, stripTraffic } from './traffic.js';
 
 export interface DevicePrediction {
   readonly rank: number;
@@ -121,7 +121,7 @@ function arrival(link: LinkState, ready: readonly number[], traffic: DeviceTraff
 function delayRing(link: LinkState, ready: readonly number[], traffic: DeviceTraffic, profile: DeviceProfile): void {
   let delay = 0;
   traffic.sentBytes.forEach((bytes, s) => {
-    if (bytes > 0 && ready[s]! < link.ringEnd) delay = Math.max(delay, linkSeconds(profile.link, bytes, traffic.sentMessages[s]!));
+    if (bytes > 0 && ready[s]! < link.ringEnd) delay = Math.max(delay, stripSeconds(profile.link, bytes, traffic.sentMessages[s]!));
   });
   link.ringEnd += delay;
 }

@@ -4,7 +4,7 @@ import { builtinProfile } from '../../src/grouping/builtin-profiles.js';
 import { scheduleTasks } from '../../src/grouping/compute-cost.js';
 import { planExchanges, predictMemory, predictPlan, predictStep, unpartitionedFlops } from '../../src/grouping/cost.js';
 import type { DeviceProfile } from '../../src/grouping/profile.js';
-import { ringAllReduceCost, stripMessages } from '../../src/grouping/traffic.js';
+import { exchangeWaitSeconds, ringAllReduceCost, stripMessages } from '../../src/grouping/traffic.js';
 import { estimateDeviceMemory } from '../../src/memory/estimate.js';
 import { type ArenaLayout, planDeviceArenas } from '../../src/memory/arena-plan.js';
 import { CONSTANT_SCHEDULE, type Network, convLayer } from '../../src/model/layers.js';
@@ -171,6 +171,15 @@ t.test('link and ring arithmetic', async (t) => {
     bytesPerDevice: 480, messagesPerDevice: 12, rounds: 4, seconds: 480 / MIB + 0.004,
   });
   t.equal(ringAllReduceCost(90, 1, UNIT.link).seconds, 0);
+  // Device 0 gets 3 messages from devices 1-3 (1 KiB each), device 1 sends 2 of 2 KiB: the latency is
+  // paid once per exchange point, and the busiest link decides.
+  const link = { mibPerSecond: 1, latencyMs: 5, maxMessageFloats: 10, cpuMsPerMiB: 0 };
+  const traffic = {
+    sentBytes: [0, 2048, 1024, 1024], receivedBytes: [4096, 0, 0, 0], sentMessages: [0, 2, 1, 1], receivedMessages: [4, 0, 0, 0],
+    senders: [new Set([1, 2, 3]), new Set<number>(), new Set<number>(), new Set<number>()], localFloats: [0, 0, 0, 0],
+  };
+  t.equal(exchangeWaitSeconds(traffic, link, 0), 4096 / MIB + 0.005);
+  t.equal(exchangeWaitSeconds(traffic, link, 1), 0, 'nothing to wait for');
   // Message counts follow the transport's row bands.
   const random = seededRandom(5);
   for (let i = 0; i < 200; i++) {
