@@ -73,11 +73,18 @@ export interface ComputeParams {
    * filters of one run, not every layer's (memory/estimate.ts counts them).
    */
   keepOnly(first: number, last: number): void;
+  /** The task is done with layer l: unless filters are kept across tasks, its filters are disposed now. */
+  release(layer: number): void;
   /** Every tensor: at a parameter update, and at the end. */
   dispose(): void;
 }
 
-export function computeParams(net: Network, params: FrontParams): ComputeParams {
+/**
+ * `keepAcrossTasks`: keep a layer's filters for the tasks that follow (worth it when this thread
+ * computes several tiles of a run: keepsFiltersAcrossTasks); else each task makes them once and
+ * drops them when done with the layer, and the heap holds one layer's filters at a time.
+ */
+export function computeParams(net: Network, params: FrontParams, keepAcrossTasks = true): ComputeParams {
   const maps = mapShapes(net);
   const conv = (l: number): ConvLayer => {
     const layer = net.layers[l]!;
@@ -97,6 +104,15 @@ export function computeParams(net: Network, params: FrontParams): ComputeParams 
     return t;
   };
   const filter = (l: number): tf.Tensor4D => kept(filters, l, () => made(l));
+  const dropWhere = (drop: (layer: number) => boolean): void => {
+    for (const cache of [filters, gradientFilters]) {
+      for (const [l, t] of cache) {
+        if (!drop(l)) continue;
+        t.dispose();
+        cache.delete(l);
+      }
+    }
+  };
   return {
     affine,
     filter,
@@ -113,20 +129,12 @@ export function computeParams(net: Network, params: FrontParams): ComputeParams 
         return rotated;
       });
     },
-    keepOnly: (first, last) => {
-      for (const cache of [filters, gradientFilters]) {
-        for (const [l, t] of cache) {
-          if (l >= first && l <= last) continue;
-          t.dispose();
-          cache.delete(l);
-        }
-      }
+    keepOnly: (first, last) => dropWhere((l) => l < first || l > last),
+    release: (layer) => {
+      if (!keepAcrossTasks) dropWhere((l) => l === layer);
     },
     dispose: () => {
-      for (const cache of [filters, gradientFilters]) {
-        for (const t of cache.values()) t.dispose();
-        cache.clear();
-      }
+      dropWhere(() => true);
       disposeLayerTensors(affine);
     },
   };

@@ -145,6 +145,7 @@ function forwardLayer(ctx: ComputeContext, regions: FusedRegions, l: number, inp
     }
     conv.dispose();
   }
+  ctx.params.release(l);
 }
 
 export function forwardTile(ctx: ComputeContext, regions: FusedRegions, buffers: ForwardBuffers): void {
@@ -279,6 +280,7 @@ export function backwardTile(ctx: ComputeContext, regions: FusedRegions, fromLay
       }
     }
     filterGradient.writeTo(target);
+    ctx.params.release(l);
     if (dInput) dy = dInput;
   }
 }

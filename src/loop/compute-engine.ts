@@ -33,6 +33,8 @@ export class InlineEngine implements ComputeEngine {
     private readonly batch: number,
     private readonly params: FrontParams,
     private readonly views: (location: BufferLocation) => Float32Array,
+    /** Keep a run's filters across tasks (keepsFiltersAcrossTasks). */
+    private readonly keepFilters: boolean,
     /** Heap bytes a band may keep live (tests); by default tiles/bands.ts's. */
     private readonly bandBytes?: number,
   ) {
@@ -41,7 +43,7 @@ export class InlineEngine implements ComputeEngine {
 
   async loadParams(): Promise<void> {
     this.tensors?.dispose();
-    this.tensors = computeParams(this.net, this.params);
+    this.tensors = computeParams(this.net, this.params, this.keepFilters);
   }
 
   async run(task: ComputeTask, onPartial: () => void = () => undefined): Promise<void> {

@@ -28,7 +28,7 @@ async function main(): Promise<void> {
   port!.on('message', (message: ToWorker) => {
     if (message.type === 'params') {
       tensors?.dispose();
-      tensors = computeParams(setup.net, params);
+      tensors = computeParams(setup.net, params, setup.keepFilters);
       post({ type: 'params-loaded' });
       return;
     }

@@ -3,9 +3,10 @@
 import type { BackendChoice, BackendName } from '../fused/backend-name.js';
 import { DeviceArenas } from '../memory/arena.js';
 import { planDeviceArenas } from '../memory/arena-plan.js';
+import { keepsFiltersAcrossTasks } from '../memory/estimate.js';
 import { shareParams } from '../model/shared-params.js';
 import type { FrontParams } from '../model/weights.js';
-import type { TilePlan } from '../tiles/plan.js';
+import { type TilePlan, tilesOfDevice } from '../tiles/plan.js';
 import type { ComputeEngine } from './compute-engine.js';
 import type { DeviceRuntime } from './device-step.js';
 import { WorkerEngine } from './worker-engine.js';
@@ -36,17 +37,18 @@ export async function createDeviceRuntime(request: RuntimeRequest): Promise<Devi
   const { plan, rank } = request;
   const shared = shareParams(plan.net, request.params);
   const arenas = new DeviceArenas(planDeviceArenas(plan, rank, { wantInputGradient: request.wantInputGradient ?? false }));
+  const keepFilters = keepsFiltersAcrossTasks(tilesOfDevice(plan, rank).length, request.threads);
   let engine: ComputeEngine;
   let backend: BackendChoice;
   if (request.threads === 0) {
     // Loaded only here: a scheduler with compute workers never loads tfjs (about 40 MB of RSS).
     const [{ ensureBackend }, { InlineEngine }] = await Promise.all([import('../fused/backend.js'), import('./compute-engine.js')]);
     backend = await ensureBackend(request.backend);
-    engine = new InlineEngine(plan.net, plan.batch, shared.params, (l) => arenas.viewAt(l), request.bandBytes);
+    engine = new InlineEngine(plan.net, plan.batch, shared.params, (l) => arenas.viewAt(l), keepFilters, request.bandBytes);
   } else {
     const workers = await WorkerEngine.start({
       threads: request.threads, net: plan.net, batch: plan.batch, ...(request.backend ? { backend: request.backend } : {}),
-      paramsBuffer: shared.buffer, arenaBuffers: arenas.buffers,
+      paramsBuffer: shared.buffer, arenaBuffers: arenas.buffers, keepFilters,
       ...(request.workerScript ? { script: request.workerScript } : {}),
       ...(request.bandBytes !== undefined ? { bandBytes: request.bandBytes } : {}),
     });

@@ -456,7 +456,8 @@ export async function measureProfile(request: ProfileRequest): Promise<ProfileMe
     const runs = Math.max(1, Math.ceil((quick ? 0.15 : 0.6) / Math.max(spec.seconds, 1e-4)));
     const engine = await WorkerEngine.start({
       threads: request.workers, net: probeNet, batch: 1, ...(request.backend ? { backend: request.backend } : {}),
-      paramsBuffer: new SharedArrayBuffer(sharedParamsFloats(probeNet) * 4), arenaBuffers: [], ...(request.workerScript ? { script: request.workerScript } : {}),
+      // Bench work only (no tile tasks): nothing to keep.
+      paramsBuffer: new SharedArrayBuffer(sharedParamsFloats(probeNet) * 4), arenaBuffers: [], keepFilters: false, ...(request.workerScript ? { script: request.workerScript } : {}),
     });
     try {
       let alone = Infinity;

@@ -35,6 +35,8 @@ export interface WorkerEngineOptions {
   readonly arenaBuffers: readonly SharedArrayBuffer[];
   /** The bundled worker entry; by default dist/compute-worker.js next to the running bundle. */
   readonly script?: URL;
+  /** Keep a run's filters across tasks (keepsFiltersAcrossTasks). */
+  readonly keepFilters: boolean;
   readonly bandBytes?: number;
 }
 
@@ -60,7 +62,7 @@ export class WorkerEngine implements ComputeEngine {
     const script = options.script ?? new URL('./compute-worker.js', import.meta.url);
     const setup: WorkerSetup = {
       net: options.net, batch: options.batch, ...(options.backend ? { backend: options.backend } : {}),
-      paramsBuffer: options.paramsBuffer, arenaBuffers: options.arenaBuffers,
+      paramsBuffer: options.paramsBuffer, arenaBuffers: options.arenaBuffers, keepFilters: options.keepFilters,
       ...(options.bandBytes !== undefined ? { bandBytes: options.bandBytes } : {}),
     };
     const pool = Array.from({ length: options.threads }, (_, index): Thread => ({

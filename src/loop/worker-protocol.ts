@@ -11,6 +11,8 @@ export interface WorkerSetup {
   readonly backend?: BackendName;
   readonly paramsBuffer: SharedArrayBuffer;
   readonly arenaBuffers: readonly SharedArrayBuffer[];
+  /** Keep a run's filters across tasks (keepsFiltersAcrossTasks). */
+  readonly keepFilters: boolean;
   /** Heap bytes a band may keep live (tests); by default tiles/bands.ts's. */
   readonly bandBytes?: number;
 }

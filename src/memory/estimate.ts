@@ -29,11 +29,17 @@ export const COMPUTE_THREAD_BASE_BYTES = 56 << 20;
 /** What the JS heaps, socket and message buffers grow by once steps run (measured 25-65 MiB at 608). */
 export const STEP_RUNTIME_GROWTH_BYTES = 48 << 20;
 
-/** Bytes live at the worst point of one layer's forward or backward in one tile task: its largest band's. */
-function layerWorkingSet(plan: TilePlan, regions: FusedRegions, layer: number): number {
+/**
+ * Bytes live at the worst point of one layer's forward or backward in one tile task (its largest
+ * band's), split into the part bands shrink and the filter-sized buffers (the filter, its packed
+ * and rotated copies) beside it.
+ */
+function layerWorkingSet(plan: TilePlan, regions: FusedRegions, layer: number): { band: number; filters: number } {
   const ctx = { layers: plan.net.layers, maps: plan.maps, batch: plan.batch };
   const [largest] = layerBands(ctx, regions, layer, BAND_BYTES);
-  return bandWorkingSet(ctx, regions, layer, largest!.end - largest!.start);
+  const rows = largest!.end - largest!.start;
+  const band = bandWorkingSet(ctx, regions, layer, rows, 0);
+  return { band, filters: bandWorkingSet(ctx, regions, layer, rows) - band };
 }
 
 /**
@@ -45,30 +51,46 @@ function keptFilterBytes(plan: TilePlan, l: number, backward: boolean): number {
 }
 
 /**
- * What the kept filters grow the heap by, per byte: they are allocated between band buffers and live
- * across tasks, so the heap fragments more around them. Measured with the YOLOv2 front, 2x2 tiles,
- * grouping `all` (one run keeps every filter, 52 MiB), at 96, 224 and 608: the heap beyond
- * HEAP_GROWTH times the band part was 1.53-1.61 times the kept filters.
+ * What filter-sized buffers grow the heap by, per byte: large blocks allocated between band buffers
+ * (kept ones live across tasks), so the heap fragments more around them. Measured with the YOLOv2
+ * front, 2x2 tiles, grouping `all` (one run keeps every filter, 52 MiB), at 96, 224 and 608: the
+ * heap beyond HEAP_GROWTH times the rest was 1.53-1.61 times the kept filters; at 96 with one tile
+ * (filters made per layer, no kept ones) the heap was 1.63 times the largest layer's working set.
+ * The heap grows in steps of 20%, so the same live set can end a step lower or higher: 1.75 keeps
+ * the estimate above every measured heap.
  */
-export const KEPT_FILTER_GROWTH = 1.65;
+export const FILTER_GROWTH = 1.75;
 
 /**
- * The heap a run grows at its worst point: a layer's largest band beside the filters kept for the
- * run. (The band's own filter-sized buffers are counted twice for the layer in hand: what a
- * backward layer holds while its filter is also kept for a recompute is not worth a finer count.)
+ * Whether compute threads keep a run's filters across tasks (ComputeParams): when a thread computes
+ * several tiles of a run, so that they share one filter tensor and packing. With a tile per thread
+ * nothing would be shared, and the heap holds one layer's filters at a time instead of a run's.
  */
-function runHeap(plan: TilePlan, regions: FusedRegions, backward: boolean): number {
+export const keepsFiltersAcrossTasks = (tilesOnDevice: number, threads: number): boolean => tilesOnDevice > Math.max(1, threads);
+
+/**
+ * The heap a run grows at its worst point: a layer's largest band, beside the filters kept for the
+ * run when they are kept. (The band's own filter-sized buffers are then counted twice for the layer
+ * in hand: what a backward layer holds while its filter is also kept for a recompute is not worth a
+ * finer count.)
+ */
+function runHeap(plan: TilePlan, regions: FusedRegions, backward: boolean, keepFilters: boolean): number {
   const layers = Array.from({ length: regions.lastLayer - regions.firstLayer + 1 }, (_, i) => regions.firstLayer + i);
-  const kept = layers.reduce((sum, l) => sum + keptFilterBytes(plan, l, backward), 0);
-  return KEPT_FILTER_GROWTH * kept + HEAP_GROWTH * Math.max(...layers.map((l) => layerWorkingSet(plan, regions, l)));
+  const kept = keepFilters ? layers.reduce((sum, l) => sum + keptFilterBytes(plan, l, backward), 0) : 0;
+  return Math.max(...layers.map((l) => {
+    const { band, filters } = layerWorkingSet(plan, regions, l);
+    return HEAP_GROWTH * band + FILTER_GROWTH * (filters + kept);
+  }));
 }
 
-/** The largest heap one of the device's tile tasks grows. */
-export function largestTaskHeap(plan: TilePlan, rank: number): number {
+/** The largest heap one of the device's tile tasks grows on a compute thread. */
+export function largestTaskHeap(plan: TilePlan, rank: number, threads: number): number {
+  const tiles = tilesOfDevice(plan, rank);
+  const keepFilters = keepsFiltersAcrossTasks(tiles.length, threads);
   let largest = 0;
-  for (const tile of tilesOfDevice(plan, rank)) {
-    for (const group of plan.forward) largest = Math.max(largest, runHeap(plan, group[tile]!, false));
-    for (const window of plan.backward) largest = Math.max(largest, runHeap(plan, window.regions[tile]!, true));
+  for (const tile of tiles) {
+    for (const group of plan.forward) largest = Math.max(largest, runHeap(plan, group[tile]!, false, keepFilters));
+    for (const window of plan.backward) largest = Math.max(largest, runHeap(plan, window.regions[tile]!, true, keepFilters));
   }
   return largest;
 }
@@ -87,7 +109,7 @@ export function estimateDeviceMemory(plan: TilePlan, rank: number, options: Esti
   const paramBytes = sharedParamsFloats(plan.net) * FLOAT;
   // Each compute thread holds biases and batch norm as tensors besides the working set of one band
   // and the filters of the run it computes (ComputeParams keeps them for the run's tiles).
-  const heap = threads * Math.max(MIN_WASM_HEAP_BYTES, largestTaskHeap(plan, rank) + HEAP_GROWTH * affineParamsFloats(plan.net) * FLOAT);
+  const heap = threads * Math.max(MIN_WASM_HEAP_BYTES, largestTaskHeap(plan, rank, options.workers) + HEAP_GROWTH * affineParamsFloats(plan.net) * FLOAT);
   const rows = [
     { what: 'arena (every planned step buffer)', bytes: arenaBytes(arenas) },
     { what: `compute heap${threads > 1 ? ` (${threads} threads)` : ''}: largest band and its run's filters`, bytes: heap },

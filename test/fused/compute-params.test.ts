@@ -52,3 +52,28 @@ t.test('a layer\'s filter and its rotation are made once and shared until the ru
   t.equal(tf.memory().numTensors, before, 'dispose leaves nothing behind');
   t.throws(() => params.filter(1), /layer 1 is a maxpool layer and has no filter/);
 });
+
+t.test('without keeping across tasks a layer\'s filters go when the task is done with it', async (t) => {
+  const before = tf.memory().numTensors;
+  const params = computeParams(net, randomParams(net, 8), false);
+  const resident = tf.memory().numTensors;
+  const filter = params.filter(2);
+  t.equal(params.filter(2), filter, 'shared within the task (a recompute and the rotation use it)');
+  params.gradientFilter(2);
+  params.filter(3);
+  params.release(2);
+  t.ok(filter.isDisposed, 'released');
+  t.equal(tf.memory().numTensors, resident + 1, 'layer 3\'s filter stays until its own release');
+  params.release(3);
+  t.equal(tf.memory().numTensors, resident);
+  params.dispose();
+  t.equal(tf.memory().numTensors, before);
+});
+
+t.test('a kept filter outlives release', async (t) => {
+  const params = computeParams(net, randomParams(net, 9));
+  const filter = params.filter(2);
+  params.release(2);
+  t.equal(params.filter(2), filter);
+  params.dispose();
+});
