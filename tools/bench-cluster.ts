@@ -61,7 +61,7 @@ const measured = JSON.parse(readFileSync(measuredFile, 'utf8'));
 const scaled = {
   ...measured,
   name: `emulated-${cpus}-cores`,
-  description: `${measuredFile} at ${cpus} cores per device and a ${values.rate} link (the emulator's devices), rates and layer overhead calibrated on 1-device steps in the emulator (1x1 all and each, 2x2 each), CPU per MiB moved on a data-parallel pair, latency per message on 2 devices 1x2 each`,
+  description: `${measuredFile} at ${cpus} cores per device and a ${values.rate} link (the emulator's devices), rates and layer overhead calibrated on 1-device steps in the emulator (1x1 all and each, 2x2 each), CPU per MiB moved on a data-parallel pair, link latency (per exchange point and ring round) on 2 devices 1x2 each`,
   compute: scaleToQuota(measured.compute, cpus),
   link: { ...measured.link, mibPerSecond: Math.round(linkMiB * 10) / 10 },
 };
@@ -96,7 +96,7 @@ const calibrationShapes = [{ grid: '1x1', grouping: 'all' }, { grid: '1x1', grou
 // median of the runs' fastest steady steps: the fastest step because other load on this machine
 // only ever adds to a step; the median of runs because one run's fastest step still varied by 25%
 // between runs minutes apart, and the per-pass cost is fitted from the difference of two steps.
-// Then the link latency per message, from two devices exchanging at every layer (fitted last, on the
+// Then the link latency (paid once per exchange point and per ring round), from two devices exchanging at every layer (fitted last, on the
 // calibrated compute and CPU per MiB).
 const latencyShape = { devices: 2, grid: '1x2', grouping: 'each' };
 const calibrationRuns = [...calibrationShapes, latencyShape].map(() => [] as number[]);
@@ -134,7 +134,7 @@ const latency = fitLatency(edge, profile, input, latencyRun);
 writeFileSync(profileFile, `${JSON.stringify({ ...profile, link: { ...profile.link, latencyMs: latency.latencyMs } }, null, 2)}\n`);
 console.error(`bench: every rate x${calibration.speedFactor} and +${calibration.extraLayerOverheadMs} ms per layer pass, calibrated on ${JSON.stringify(calibration.runs)}; ` +
   `${cpuMsPerMiB} CPU ms per MiB moved (median of ${JSON.stringify(handling.map((h) => ({ ...h, cpuMsPerMiB: Number(h.cpuMsPerMiB.toPrecision(3)) })))} at ${HANDLING_INPUT}x${HANDLING_INPUT}); ` +
-  `${latency.latencyMs} ms per message (idle ping ${latency.profileLatencyMs}), fitted on ${JSON.stringify(latency.run)}`);
+  `${latency.latencyMs} ms latency per exchange point (idle ping ${latency.profileLatencyMs}), fitted on ${JSON.stringify(latency.run)}`);
 
 /** Host CPU time (all cores, seconds) from /proc/stat: busy and total. */
 function hostCpu(): { busy: number; total: number } {

@@ -9,7 +9,7 @@ import type { ConvLayer, MaxpoolLayer } from '../model/layers.js';
 import type { ConvParams } from '../model/weights.js';
 import { fillUniform, seededRandom } from '../model/weights.js';
 import {
-  type ConvTensors, convInputGradient, convOutputBackward, inputGradientFilter, convTensors, convolve, disposeLayerTensors, filterGradientSum,
+  type ConvTensors, convInputGradient, convOutputBackward, convTensors, convolve, disposeLayerTensors, filterGradientSum, inputGradientFilter,
   maxpoolBackward, maxpoolForward, normalizeActivate,
 } from './layer-ops.js';
 import { type MapView, addRows, tensorFromRows, writeRows } from './tensor-io.js';

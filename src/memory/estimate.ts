@@ -55,7 +55,8 @@ function keptFilterBytes(plan: TilePlan, l: number, backward: boolean): number {
  * (kept ones live across tasks), so the heap fragments more around them. Measured with the YOLOv2
  * front, 2x2 tiles, grouping `all` (one run keeps every filter, 52 MiB), at 96, 224 and 608: the
  * heap beyond HEAP_GROWTH times the rest was 1.53-1.61 times the kept filters; at 96 with one tile
- * (filters made per layer, no kept ones) the heap was 1.63 times the largest layer's working set.
+ * (filters made per layer, none kept; filter-sized buffers most of the live set) the heap, 23.1 MiB,
+ * was 1.68 times the largest layer's working set (13.7 MiB) (docs/ab-session8.txt section 2).
  * The heap grows in steps of 20%, so the same live set can end a step lower or higher: 1.75 keeps
  * the estimate above every measured heap.
  */

@@ -9,7 +9,7 @@
 //    computes, the elementwise passes, under the quota) and a cost per tile layer pass (per-tile
 //    work the rates miss: smaller GEMMs, filter rotations and float64 sums per tile, strip copies,
 //    hand-offs between the scheduler and the compute thread);
-// 4. the link's latency per message fitted on steps of two emulated devices exchanging at every
+// 4. the link's latency (paid once per exchange point and per ring round: grouping/traffic.ts) fitted on steps of two emulated devices exchanging at every
 //    layer (1x2 `each`): an idle ping measures 0.2 ms, but a device whose compute thread is using
 //    its quota answers a message only when its scheduler thread next gets CPU (fitLatency).
 import { spawnSync } from 'node:child_process';
@@ -149,7 +149,7 @@ export interface LatencyRun extends CalibrationRun {
 
 export interface LatencyFit {
   readonly run: LatencyRun & { readonly predictedAtProfileLatency: number; readonly predictedSeconds: number };
-  /** The profile's latency (an idle ping) and the fitted one, ms per message. */
+  /** The profile's latency (an idle ping) and the fitted one, in ms. */
   readonly profileLatencyMs: number;
   readonly latencyMs: number;
 }
@@ -158,7 +158,7 @@ export interface LatencyFit {
 const MAX_FITTED_LATENCY_MS = 50;
 
 /**
- * The link latency per message that makes the model predict `run` (a multi-device step) as
+ * The link latency that makes the model predict `run` (a multi-device step) as
  * measured, everything else as calibrated; never below the profile's own (an idle ping).
  */
 export function fitLatency(edge: string, profile: Json, input: string, run: LatencyRun): LatencyFit {
