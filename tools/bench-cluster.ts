@@ -51,6 +51,8 @@ mkdirSync(values.out!, { recursive: true });
 const edge = join(dist, 'edge.js');
 const input = `${size}x${size}`;
 const profileFile = join(values.out!, 'emulated-profile.json');
+/** The profile the planner gets for a cluster of `devices`: they differ only in the CPU per MiB moved (below). */
+const profileFileFor = (devices: number) => (devices <= 2 ? profileFile : join(values.out!, `emulated-profile-${devices}-devices.json`));
 const measuredFile = values.profile ?? join(values.out!, 'measured-profile.json');
 if (!values.profile) {
   console.error(`bench: node dist/edge.js profile --input ${input} --out ${measuredFile}`);
@@ -61,13 +63,13 @@ const measured = JSON.parse(readFileSync(measuredFile, 'utf8'));
 const scaled = {
   ...measured,
   name: `emulated-${cpus}-cores`,
-  description: `${measuredFile} at ${cpus} cores per device and a ${values.rate} link (the emulator's devices), rates and layer overhead calibrated on 1-device steps in the emulator (1x1 all and each, 2x2 each), CPU per MiB moved on a data-parallel pair, link latency (per exchange point and ring round) on 2 devices 1x2 each`,
+  description: `${measuredFile} at ${cpus} cores per device and a ${values.rate} link (the emulator's devices), rates and layer overhead calibrated on 1-device steps in the emulator (1x1 all and each, 2x2 each), CPU per MiB moved on data-parallel clusters (of the planned size from 3 devices on: emulated-profile-N-devices.json), link latency (per exchange point and ring round) on 2 devices 1x2 each`,
   compute: scaleToQuota(measured.compute, cpus),
   link: { ...measured.link, mibPerSecond: Math.round(linkMiB * 10) / 10 },
 };
 interface Candidate { name: string; grid: string; forward: string; backward: string; predicted: number; phases?: { compute: number; exchange: number; reduce: number } }
 function plan(devices: number, fixed: string[] = []): { best: Candidate; runnerUps: Candidate[]; dataParallel: Candidate | null } {
-  const run = spawnSync(process.execPath, [join(dist, 'edge.js'), 'plan', '--devices', String(devices), '--input', `${size}x${size}`, '--profile', profileFile, '--memory-limit', '1G', '--json', ...fixed], { encoding: 'utf8' });
+  const run = spawnSync(process.execPath, [join(dist, 'edge.js'), 'plan', '--devices', String(devices), '--input', `${size}x${size}`, '--profile', profileFileFor(devices), '--memory-limit', '1G', '--json', ...fixed], { encoding: 'utf8' });
   if (run.status !== 0) throw new Error(`edge plan failed: ${run.stderr.slice(-1000)}`);
   const json = JSON.parse(run.stdout);
   type Planned = { name: string; grid: string; forwardGroups: string; backwardGroups: string; stepSeconds: number; computeSeconds: number; exchangeSeconds: number; reduceSeconds: number };
@@ -106,34 +108,49 @@ for (let round = 0; round < repeats; round++) {
     runClusterWithReports(devices, [...common, '--batch', '1', '--grid', grid, '--forward-groups', grouping, '--backward-groups', grouping], emulator()))));
 }
 const calibration = calibrateToSteps(edge, scaled, input, calibrationShapes.map((shape, i) => ({ ...shape, measuredSeconds: lowerMedian(calibrationRuns[i]!) })));
-// The CPU that moving a MiB costs: 2 devices training one image each (data-parallel: one device's
-// compute plus an all-reduce of every weight gradient) against one device, at a small input where
-// the compute, and the noise in its CPU time, is small against the 2 x 13 MiB the all-reduce moves
-// (at 608 the difference came out 0 once and 5.9 CPU ms per MiB another time; at 128, 5.4 and 0.15).
-// --repeats pairs of runs alternated, and the median of the differences.
+// The CPU that moving a MiB costs, per cluster size: N devices training one image each
+// (data-parallel: one device's compute plus an all-reduce of every weight gradient) against one
+// device, at a small input where the compute, and the noise in its CPU time, is small against the
+// 13 MiB the all-reduce sums (at 608 the pair's difference came out 0 once and 5.9 CPU ms per MiB
+// another time; at 128, 5.4 and 0.15). Per size, because on this 2-core machine the kernel's packet
+// work for every device (veth, bridge, tbf, TCP in softirq) is charged to whichever task it
+// interrupts: on 2 devices the cores are often idle and much of it is free, from 3 devices on it
+// lands on the devices' quotas (4.3 CPU ms per MiB on 2 devices, 8.5 on 3, 8.4 on 4:
+// docs/ab-session9.txt). A real board pays for its own packets alone. 2 always: the latency is
+// fitted on 2 devices. --repeats rounds, each one device alone then every size; per size the median.
+const trafficCounts = [...new Set([2, ...counts.filter((n) => n > 1)])].sort((a, b) => a - b);
 const handlingRun = ['--model', 'yolov2-front', '--input', `${HANDLING_INPUT}x${HANDLING_INPUT}`, '--steps', '8', '--memory-limit', '1G', '--grid', '1x1', '--forward-groups', 'all', '--backward-groups', 'all'];
 const cpuPerStep = (reports: DeviceReport[]) => mean(reports.map((r) => Math.min(...steadySteps(r).map((s) => s.cpuSeconds ?? Number.NaN))));
 const handling = Array.from({ length: repeats }, () => {
   const alone = cpuPerStep(runClusterWithReports(1, [...handlingRun, '--batch', '1'], emulator()));
-  const pair = runClusterWithReports(2, [...handlingRun, '--parallel', 'data', '--batch', '2'], emulator());
-  const movedMiB = mean(pair.map((r) => (r.transport.bytesSent + r.transport.bytesReceived) / r.steps.length)) / 2 ** 20;
-  return { alone, pair: cpuPerStep(pair), movedMiB, cpuMsPerMiB: ((cpuPerStep(pair) - alone) * 1000) / movedMiB };
-});
-const cpuMsPerMiB = Number(Math.max(0, lowerMedian(handling.map((h) => h.cpuMsPerMiB))).toPrecision(3));
+  return trafficCounts.map((devices) => {
+    const cluster = runClusterWithReports(devices, [...handlingRun, '--parallel', 'data', '--batch', String(devices)], emulator());
+    const movedMiB = mean(cluster.map((r) => (r.transport.bytesSent + r.transport.bytesReceived) / r.steps.length)) / 2 ** 20;
+    const cpu = cpuPerStep(cluster);
+    return { devices, alone, cluster: cpu, movedMiB, cpuMsPerMiB: ((cpu - alone) * 1000) / movedMiB };
+  });
+}).flat();
+const cpuMsPerMiB = Object.fromEntries(trafficCounts.map((devices) =>
+  [devices, Number(Math.max(0, lowerMedian(handling.filter((h) => h.devices === devices).map((h) => h.cpuMsPerMiB))).toPrecision(3))]));
 // Measured in CPU time; the profile's device has `cpus` of a core, so it takes 1/cpus as long.
+const withHandling = (devices: number) => ({ ...scaled.link, cpuMsPerMiB: Number((cpuMsPerMiB[devices]! / cpus).toPrecision(3)) });
 const profile = {
   ...scaled,
   compute: {
     ...scaleToQuota(scaled.compute as Record<string, unknown>, calibration.speedFactor),
     layerOverheadMs: (scaled.compute.layerOverheadMs as number) / calibration.speedFactor + calibration.extraLayerOverheadMs,
   },
-  link: { ...scaled.link, cpuMsPerMiB: Number((cpuMsPerMiB / cpus).toPrecision(3)) },
+  link: withHandling(2),
 };
 const latencyRun: LatencyRun = { ...latencyShape, measuredSeconds: lowerMedian(calibrationRuns[calibrationShapes.length]!) };
 const latency = fitLatency(edge, profile, input, latencyRun);
 writeFileSync(profileFile, `${JSON.stringify({ ...profile, link: { ...profile.link, latencyMs: latency.latencyMs } }, null, 2)}\n`);
+// Clusters of 3 and more devices: the same device, with the CPU per MiB measured at their size.
+for (const devices of trafficCounts.filter((n) => n > 2)) {
+  writeFileSync(profileFileFor(devices), `${JSON.stringify({ ...profile, link: { ...withHandling(devices), latencyMs: latency.latencyMs } }, null, 2)}\n`);
+}
 console.error(`bench: every rate x${calibration.speedFactor} and +${calibration.extraLayerOverheadMs} ms per layer pass, calibrated on ${JSON.stringify(calibration.runs)}; ` +
-  `${cpuMsPerMiB} CPU ms per MiB moved (median of ${JSON.stringify(handling.map((h) => ({ ...h, cpuMsPerMiB: Number(h.cpuMsPerMiB.toPrecision(3)) })))} at ${HANDLING_INPUT}x${HANDLING_INPUT}); ` +
+  `CPU ms per MiB moved by devices ${JSON.stringify(cpuMsPerMiB)} (medians of ${JSON.stringify(handling.map((h) => ({ ...h, cpuMsPerMiB: Number(h.cpuMsPerMiB.toPrecision(3)) })))} at ${HANDLING_INPUT}x${HANDLING_INPUT}); ` +
   `${latency.latencyMs} ms latency per exchange point (idle ping ${latency.profileLatencyMs}), fitted on ${JSON.stringify(latency.run)}`);
 
 /** Host CPU time (all cores, seconds) from /proc/stat: busy and total. */
@@ -238,7 +255,7 @@ const table = rows.map((r) => {
 });
 const result = {
   command: `node dist/bench-cluster.js --input ${size} --devices ${values.devices} --cpus ${cpus} --cpu-period ${values['cpu-period']} --rate ${values.rate} --steps ${values.steps}${repeats > 1 ? ` --repeats ${repeats}` : ''} --groupings ${values.groupings}${values['skip-one-core'] ? ' --skip-one-core' : ''}${values.profile ? ` --profile ${values.profile}` : ''} --out ${values.out}`,
-  emulatedDevice: { cpus, cpuPeriodMs: Number(values['cpu-period']), memory: '1G', link: values.rate, profile: profileFile, measuredProfile: measuredFile, calibration, calibrationRuns: calibrationShapes.map((shape, i) => ({ ...shape, fastestStepOfEachRun: calibrationRuns[i] })), cpuMsPerMiB, handlingRuns: handling, latency: { ...latency, fastestStepOfEachRun: calibrationRuns[calibrationShapes.length] } },
+  emulatedDevice: { cpus, cpuPeriodMs: Number(values['cpu-period']), memory: '1G', link: values.rate, profile: profileFile, profilesByDevices: Object.fromEntries(counts.map((n) => [n, profileFileFor(n)])), measuredProfile: measuredFile, calibration, calibrationRuns: calibrationShapes.map((shape, i) => ({ ...shape, fastestStepOfEachRun: calibrationRuns[i] })), cpuMsPerMiB, handlingRuns: handling, latency: { ...latency, fastestStepOfEachRun: calibrationRuns[calibrationShapes.length] } },
   oneCore,
   ...(oneCoreError ? { oneCoreError } : {}),
   rows: table,

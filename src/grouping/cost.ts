@@ -22,7 +22,7 @@ import { estimateDeviceMemory } from '../memory/estimate.js';
 import { type TilePlan, clusterSize, exchangeRegions, tilesOfDevice, weightBucketLength } from '../tiles/plan.js';
 import { type CostContext, backwardTaskFlops, backwardTaskSeconds, forwardTaskFlops, forwardTaskSeconds, scheduleTasks } from './compute-cost.js';
 import type { DeviceProfile } from './profile.js';
-import { type DeviceTraffic, exchangeWaitSeconds, handlingSeconds, ringAllReduceCost, stripSeconds, stripTraffic } from './traffic.js';
+import { type DeviceTraffic, exchangeWaitSeconds, handlingSeconds, linkSeconds, ringAllReduceCost, stripSeconds, stripTraffic } from './traffic.js';
 
 export interface DevicePrediction {
   readonly rank: number;
@@ -188,7 +188,11 @@ export function predictStep(plan: TilePlan, profile: DeviceProfile): StepPredict
     // The ring spans the whole cluster: data-parallel replicas of the plan reduce with each other.
     const ring = ringAllReduceCost(bucketFloats(plan, w.group.first, w.group.last), clusterSize(plan), profile.link);
     if (ring.seconds > 0) {
-      link.ringEnd = Math.max(link.ringEnd, ...done) + ring.seconds;
+      // A ring issued while another is in flight queues its bytes behind it, and its rounds' latency
+      // passes while the earlier ring's bytes still move: it ends when the link has carried both, or
+      // a whole ring after its start, whichever is later.
+      const start = Math.max(...done);
+      link.ringEnd = Math.max(link.ringEnd + linkSeconds(profile.link, ring.bytesPerDevice, 0), start + ring.seconds);
       link.ringRound = ring.seconds / ring.rounds;
       for (const d of ranks) ringCpu[d]! += handlingSeconds(profile.link, 2 * ring.bytesPerDevice);
     }

@@ -100,6 +100,26 @@ t.test('data-parallel replicas: each computes the whole step, the ring spans the
   t.equal(predictStep(keptPlan(TWO_CONVS, '1x1', 1, 'all'), UNIT).reduceBytesPerDevice, 0, 'one device alone reduces nothing');
 });
 
+t.test('a ring issued while another runs pays its latency only where the earlier ring\'s bytes do not cover it', async (t) => {
+  // Two replicas (no strips), a group and a window per layer: layer 1's ring (57 floats: 228 B each
+  // way, 2 rounds) starts when window 1 ends at 23040 FLOPs; window 0 (2304) ends while it runs, and
+  // layer 0's ring (80 B, 2 rounds) follows it on the link.
+  const plan = buildTilePlan({ net: TWO_CONVS, grid: { rows: 1, cols: 1 }, devices: 1, replicas: 2, batch: 1, forwardGroups: parseGrouping('each', 2), backwardGroups: parseGrouping('each', 2), recomputeStashFlops: 0 });
+  const windowOne = 23040e-9;
+  const windowZero = windowOne + 2304e-9;
+  // 1 ms of latency: layer 1's ring ends 228 B + 2 ms after window 1; layer 0's latency passes under
+  // it, so it adds only its 80 B (charged whole, it would add 80 B + 2 ms).
+  const slowRounds = { ...UNIT, link: { ...UNIT.link, latencyMs: 1 } };
+  const first = predictStep(plan, slowRounds).stepSeconds;
+  t.ok(Math.abs(first - (windowOne + 228 / MIB + 0.002 + 80 / MIB)) < 1e-12, `step ${first}`);
+  // A fast link (1000 MiB/s) and 1.5 us of latency: layer 1's ring is 0.9 us from its end when
+  // window 0 ends, less than layer 0's two rounds: that ring then takes its whole time from there.
+  const fastLink = { ...UNIT, link: { ...UNIT.link, mibPerSecond: 1000, latencyMs: 0.0015 } };
+  const second = predictStep(plan, fastLink).stepSeconds;
+  t.ok(windowOne + 228 / (1000 * MIB) + 3e-6 > windowZero, 'layer 1\'s ring still runs when window 0 ends');
+  t.ok(Math.abs(second - (windowZero + 80 / (1000 * MIB) + 3e-6)) < 1e-12, `step ${second}`);
+});
+
 t.test('a group per layer: halo and gradient strips, partial gradients leaving early, overlapped reduce', async (t) => {
   const plan = keptPlan(TWO_CONVS, '1x2', 2, 'each');
   const p = predictStep(plan, UNIT);
