@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# (scratch/dist-bench was a copy of dist/ built at 2370e42.)
 # One core of an emulated device (a quarter of the 0.3-core quota) at 608: the reference's "over one core" baseline.
 cd /work/main
 date
